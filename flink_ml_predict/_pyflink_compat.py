@@ -1,0 +1,38 @@
+"""Guards against known PyFlink defects; installed when the Flink worker imports our functions.
+
+FLINK-39532 (PyFlink 2.3.0): ``AsyncScalarFunctionOperation.process_element`` hands the input
+row to a coroutine that reads it later, but the Cython row decoder reuses one list for every row,
+so a slow call can read a later row's arguments (measured: 877 of 1,000 rows answered with
+another row's result). Copying the row before it is queued fixes it. The worker binds
+``operation.process_element`` right after constructing the operation, and constructing it
+unpickles our function (importing this module), so patching the class here is in time.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+_LOGGER = logging.getLogger(__name__)
+_MARK = "_flink_ml_predict_row_copy"
+
+
+def install_async_row_copy_guard() -> bool:
+    """Makes the async scalar operation copy each input row; returns True once installed."""
+    try:
+        from pyflink.fn_execution.table.async_function import operations
+    except ImportError:  # a PyFlink without async scalar functions
+        return False
+    cls = operations.AsyncScalarFunctionOperation
+    original = cls.process_element
+    if getattr(original, _MARK, False):
+        return True
+
+    def process_element(self: Any, value: Any) -> Any:
+        return original(self, list(value))
+
+    setattr(process_element, _MARK, True)
+    process_element.__doc__ = original.__doc__
+    cls.process_element = process_element
+    _LOGGER.debug("installed the FLINK-39532 row-copy guard")
+    return True

@@ -1,0 +1,134 @@
+"""The ``flink-ml-predict`` command.
+
+``flink-ml-predict run SCRIPT.sql``   runs a SQL script on the embedded mini-cluster.
+``flink-ml-predict demo``             runs the seed sentiment example: against DashScope/Bailian
+                                      when DASHSCOPE_API_KEY is set, OpenAI when OPENAI_API_KEY is
+                                      set, otherwise against the local stand-in server.
+``flink-ml-predict standin``          serves the stand-in OpenAI-compatible server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import FlinkMlPredictError
+
+_LOGGER = logging.getLogger(__name__)
+
+DEMO_SCRIPTS = {
+    "bailian": "seed_002_bailian_sentiment.sql",
+    "openai": "seed_003_openai_sentiment.sql",
+}
+DEFAULT_ENDPOINTS = {
+    "BAILIAN_ENDPOINT": "https://dashscope-intl.aliyuncs.com/compatible-mode/v1/chat/completions",
+    "OPENAI_ENDPOINT": "https://api.openai.com/v1/chat/completions",
+}
+STAND_IN_KEY = "stand-in-key"
+
+
+def _parse_definitions(pairs: Sequence[str]) -> dict[str, str]:
+    config = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise SystemExit(f"error: -D expects key=value, got '{pair}'")
+        config[key.strip()] = value.strip()
+    return config
+
+
+def _run_script(path: Path, args: argparse.Namespace, environ: dict[str, str] | None = None) -> int:
+    from .environment import create_table_environment
+    from .runner import ScriptRunner
+
+    try:
+        script = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        print(f"error: cannot read {path}: {exc.strerror}", file=sys.stderr)
+        return 2
+    try:
+        t_env = create_table_environment(batch=args.batch, parallelism=args.parallelism,
+                                         config=_parse_definitions(args.define))
+        ScriptRunner(t_env, environ=environ).run(script)
+    except FlinkMlPredictError as exc:
+        print(f"error: {path.name}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    environ = dict(os.environ)
+    sql_dir = Path(args.sql_dir)
+    server = None
+    if environ.get("DASHSCOPE_API_KEY"):
+        script = sql_dir / DEMO_SCRIPTS["bailian"]
+        environ.setdefault("BAILIAN_ENDPOINT", DEFAULT_ENDPOINTS["BAILIAN_ENDPOINT"])
+        print(f"demo: calling Bailian (DashScope) at {environ['BAILIAN_ENDPOINT']}", file=sys.stderr)
+    elif environ.get("OPENAI_API_KEY"):
+        script = sql_dir / DEMO_SCRIPTS["openai"]
+        environ.setdefault("OPENAI_ENDPOINT", DEFAULT_ENDPOINTS["OPENAI_ENDPOINT"])
+        print(f"demo: calling OpenAI at {environ['OPENAI_ENDPOINT']}", file=sys.stderr)
+    else:
+        from .standin import StandInServer
+
+        server = StandInServer(api_key=STAND_IN_KEY).start()
+        script = sql_dir / DEMO_SCRIPTS["bailian"]
+        environ["DASHSCOPE_API_KEY"] = STAND_IN_KEY
+        environ["BAILIAN_ENDPOINT"] = server.dashscope_base_url + "/chat/completions"
+        print("demo: neither DASHSCOPE_API_KEY nor OPENAI_API_KEY is set, so the model is the "
+              f"local STAND-IN server at {server.url} (rule-based answers, NOT a real model). "
+              "Set one of those variables to call the real service.", file=sys.stderr)
+    try:
+        return _run_script(script, args, environ)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line parser."""
+    parser = argparse.ArgumentParser(prog="flink-ml-predict", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def job_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--batch", action="store_true", help="batch mode (default: streaming)")
+        sub.add_argument("-p", "--parallelism", type=int, default=None,
+                         help="default parallelism of the jobs")
+        sub.add_argument("-D", dest="define", action="append", default=[], metavar="KEY=VALUE",
+                         help="a Flink configuration option (repeatable)")
+
+    run = commands.add_parser("run", help="run a SQL script on the embedded mini-cluster")
+    run.add_argument("script", type=Path, help="the SQL script")
+    job_options(run)
+
+    demo = commands.add_parser("demo", help="run the seed sentiment example")
+    demo.add_argument("--sql-dir", default="sql", help="folder of the example scripts")
+    job_options(demo)
+
+    standin = commands.add_parser("standin", help="serve the stand-in OpenAI-compatible server")
+    standin.add_argument("rest", nargs=argparse.REMAINDER)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the flink-ml-predict command."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if args.command == "run":
+        return _run_script(args.script, args)
+    if args.command == "demo":
+        return _demo(args)
+    from .standin import main as standin_main
+
+    return standin_main(args.rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""The Flink Python functions that run a model: open() / eval() / close().
+
+Each ML_PREDICT call site becomes one temporary function returning ``ARRAY<ROW<outputs>>`` (zero
+rows for a skipped or dropped input, n rows for n choices), which the rewritten query expands with
+``CROSS JOIN UNNEST``. The function captures only the picklable :class:`ModelSpec` and
+:class:`CallSettings`; the HTTP client, token counter and metrics are created in the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from pyflink.common import Row
+from pyflink.table import DataTypes
+from pyflink.table.types import DataType
+from pyflink.table.udf import AsyncScalarFunction, FunctionContext, ScalarFunction, udf
+
+from . import options as opts
+from ._pyflink_compat import install_async_row_copy_guard
+from .model import ERROR_STRING, HTTP_HEADERS_MAP, HTTP_STATUS_CODE, ModelSpec
+from .runtime.metrics import Metrics
+from .runtime.predictor import CallSettings, Predictor
+
+install_async_row_copy_guard()
+
+
+def _value_type(spec: ModelSpec) -> DataType:
+    return DataTypes.STRING() if spec.task == opts.CHAT else DataTypes.ARRAY(DataTypes.FLOAT())
+
+
+_METADATA_TYPES = {
+    ERROR_STRING: DataTypes.STRING(),
+    HTTP_STATUS_CODE: DataTypes.INT(),
+    HTTP_HEADERS_MAP: DataTypes.MAP(DataTypes.STRING(), DataTypes.ARRAY(DataTypes.STRING())),
+}
+
+
+def result_type(spec: ModelSpec) -> DataType:
+    """ARRAY<ROW<...>> with one field per OUTPUT column, in declared order."""
+    fields = [DataTypes.FIELD(c.name, _METADATA_TYPES.get(c.role) or _value_type(spec))
+              for c in spec.outputs]
+    return DataTypes.ARRAY(DataTypes.ROW(fields))
+
+
+class _ModelFunction:
+    """What the async and the sync function share: the predictor's life cycle."""
+
+    def __init__(self, spec: ModelSpec, settings: CallSettings) -> None:
+        self.spec = spec
+        self.settings = settings
+        self._predictor: Predictor | None = None
+
+    def open(self, function_context: FunctionContext) -> None:
+        group = None
+        try:
+            group = function_context.get_metric_group()
+        except Exception:  # noqa: BLE001 - metrics disabled ('python.metric.enabled' = false)
+            group = None
+        self._predictor = Predictor(self.spec, self.settings,
+                                    metrics=Metrics(group, self.spec.name))
+
+    def is_deterministic(self) -> bool:
+        # A model call is not deterministic: the planner must neither fold nor duplicate it.
+        return False
+
+    def _rows(self, results: list[tuple[Any, ...]]) -> list[Row]:
+        return [Row(*cells) for cells in results]
+
+
+class AsyncModelFunction(_ModelFunction, AsyncScalarFunction):
+    """Async scalar function: many rows in flight, bounded by Flink's operator capacity."""
+
+    async def eval(self, text: str | None) -> list[Row]:
+        assert self._predictor is not None, "open() was not called"
+        return self._rows(await self._predictor.predict(text))
+
+    def close(self) -> None:
+        self._predictor = None  # its loop is PyFlink's and is already stopped
+
+
+class SyncModelFunction(_ModelFunction, ScalarFunction):
+    """Synchronous scalar function for CONFIG 'async' = 'false': one request at a time."""
+
+    def open(self, function_context: FunctionContext) -> None:
+        super().open(function_context)
+        self._loop = asyncio.new_event_loop()
+
+    def eval(self, text: str | None) -> list[Row]:
+        assert self._predictor is not None, "open() was not called"
+        return self._rows(self._loop.run_until_complete(self._predictor.predict(text)))
+
+    def close(self) -> None:
+        if self._predictor is not None:
+            self._loop.run_until_complete(self._predictor.aclose())
+            self._loop.close()
+        self._predictor = None
+
+
+def make_udf(spec: ModelSpec, settings: CallSettings) -> Any:
+    """The PyFlink user-defined function for one ML_PREDICT call site."""
+    cls = AsyncModelFunction if settings.asynchronous else SyncModelFunction
+    return udf(cls(spec, settings), input_types=[DataTypes.STRING()],
+               result_type=result_type(spec), deterministic=False)

@@ -1,0 +1,301 @@
+"""Every CREATE MODEL option, declared once.
+
+The parser (:mod:`flink_ml_predict.model`), the README's option reference and the tests all read
+:data:`OPTIONS`. Keys are kebab-case as in Flink; seed 000 spells two of them with underscores
+(``top_p``, ``max_tokens``) and those spellings are accepted as aliases.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+CHAT = "chat"
+EMBEDDINGS = "embeddings"
+TASKS = (CHAT, EMBEDDINGS)
+
+DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
+DEFAULT_RETRY_NUM = 100
+DEFAULT_REQUEST_TIMEOUT_S = 60.0
+DEFAULT_RETRY_INITIAL_BACKOFF_S = 0.5
+DEFAULT_RETRY_MAX_BACKOFF_S = 8.0
+
+STRATEGIES = ("RETRY", "FAILOVER", "IGNORE")
+FALLBACK_STRATEGIES = ("FAILOVER", "IGNORE")
+OVERFLOW_ACTIONS = (
+    "truncated-tail",
+    "truncated-tail-log",
+    "truncated-head",
+    "truncated-head-log",
+    "skipped",
+    "skipped-log",
+)
+RESPONSE_FORMATS = ("text", "json_object")
+
+
+class OptionValueError(ValueError):
+    """A value that does not fit its option; the message says what is allowed."""
+
+
+@dataclass(frozen=True)
+class ConfigOption:
+    """One CREATE MODEL option.
+
+    Attributes:
+        key: the kebab-case key used in ``WITH (...)``.
+        type_name: the type shown in the option reference.
+        parse: turns the string value into a typed value, raising OptionValueError.
+        default: the value used when the option is absent (None = not sent).
+        description: one sentence for the option reference.
+        required: whether the option must be given.
+        tasks: the tasks the option applies to (both when empty).
+        providers: the providers that accept the option (all when empty).
+        aliases: other spellings accepted for the key.
+        request_field: the request body field the value is sent as, if any.
+    """
+
+    key: str
+    type_name: str
+    parse: Callable[[str], Any]
+    default: Any = None
+    description: str = ""
+    required: bool = False
+    tasks: tuple[str, ...] = ()
+    providers: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+    request_field: str | None = None
+
+    def applies_to(self, task: str, provider: str) -> bool:
+        """Whether the option is valid for a model of this task and provider."""
+        return (not self.tasks or task in self.tasks) and (
+            not self.providers or provider in self.providers
+        )
+
+
+# --- value parsers -------------------------------------------------------------------------
+
+
+def _string(value: str) -> str:
+    return value
+
+
+def _non_empty(value: str) -> str:
+    if not value.strip():
+        raise OptionValueError("must not be empty")
+    return value
+
+
+def _number(kind: type, low: float | None, high: float | None, low_open: bool = False,
+            high_open: bool = False) -> Callable[[str], Any]:
+    """A parser for an int or float in a range; open ends are excluded."""
+
+    def describe() -> str:
+        if low is not None and high is not None:
+            return f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        if low is not None:
+            return f"{'>' if low_open else '>='} {low:g}"
+        return f"{'<' if high_open else '<='} {high:g}"
+
+    def parse(value: str) -> Any:
+        text = value.strip()
+        try:
+            number = kind(text)
+        except ValueError:
+            raise OptionValueError(
+                f"'{value}' is not {'an integer' if kind is int else 'a number'}"
+            ) from None
+        if kind is float and number != number:  # NaN
+            raise OptionValueError("NaN is not allowed")
+        too_low = low is not None and (number <= low if low_open else number < low)
+        too_high = high is not None and (number >= high if high_open else number > high)
+        if too_low or too_high:
+            raise OptionValueError(f"{text} is outside the allowed range {describe()}")
+        return number
+
+    return parse
+
+
+def _enum(allowed: Iterable[str], case_sensitive: bool = False) -> Callable[[str], str]:
+    choices = tuple(allowed)
+
+    def parse(value: str) -> str:
+        for choice in choices:
+            if value == choice or (not case_sensitive and value.strip().lower() == choice.lower()):
+                return choice
+        raise OptionValueError(f"'{value}' is not one of {', '.join(choices)}")
+
+    return parse
+
+
+def _boolean(value: str) -> bool:
+    text = value.strip().lower()
+    if text in ("true", "false"):
+        return text == "true"
+    raise OptionValueError(f"'{value}' is not true or false")
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    items = tuple(item for item in (part.strip() for part in value.split(",")) if item)
+    if not items:
+        raise OptionValueError("must list at least one stop sequence")
+    return items
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|milli|millis|s|sec|secs|second|seconds|min|mins|minute|minutes|m|h|hour|hours)?\s*$", re.I)
+_DURATION_UNITS = {"ms": 0.001, "milli": 0.001, "millis": 0.001, "s": 1.0, "sec": 1.0, "secs": 1.0,
+                   "second": 1.0, "seconds": 1.0, "min": 60.0, "mins": 60.0, "minute": 60.0,
+                   "minutes": 60.0, "m": 60.0, "h": 3600.0, "hour": 3600.0, "hours": 3600.0}
+
+
+def parse_duration(value: str) -> float:
+    """Parses a Flink-style duration ('500ms', '30 s', '3min', '1h'; bare numbers are ms) to seconds."""
+    match = _DURATION.match(value)
+    if not match:
+        raise OptionValueError(f"'{value}' is not a duration such as 500ms, 30s, 3min")
+    amount = float(match.group(1))
+    unit = (match.group(2) or "ms").lower()
+    seconds = amount * _DURATION_UNITS[unit]
+    if seconds <= 0:
+        raise OptionValueError(f"'{value}' must be longer than 0")
+    return seconds
+
+
+# --- the options ---------------------------------------------------------------------------
+
+PROVIDER = ConfigOption("provider", "String", _string, required=True,
+                        description="The model provider: openai, qwen or bailian.")
+ENDPOINT = ConfigOption(
+    "endpoint", "String", _non_empty, required=True,
+    description="Base URL (e.g. https://dashscope.aliyuncs.com/compatible-mode/v1) or full URL "
+    "ending in /chat/completions or /embeddings; a full URL also selects the task.")
+API_KEY = ConfigOption("api-key", "String", _non_empty, required=True,
+                       description="API key sent as a Bearer token. Use '${ENV_VAR}' to keep it out "
+                       "of scripts; it is masked in logs, errors, plans and Flink's catalog.")
+MODEL = ConfigOption("model", "String", _non_empty, required=True,
+                     description="Model name, e.g. gpt-4o-mini, qwen-plus, text-embedding-v4.")
+
+ERROR_HANDLING_STRATEGY = ConfigOption(
+    "error-handling-strategy", "Enum", _enum(STRATEGIES), "RETRY",
+    description="RETRY: retry what can succeed later, then apply retry-fallback-strategy; "
+    "FAILOVER: fail the job; IGNORE: emit the row's error (metadata columns) or drop it with a "
+    "warning.")
+RETRY_NUM = ConfigOption("retry-num", "Integer", _number(int, 0, None), DEFAULT_RETRY_NUM,
+                         description="Maximum number of retries of one request under RETRY.")
+RETRY_FALLBACK_STRATEGY = ConfigOption(
+    "retry-fallback-strategy", "Enum", _enum(FALLBACK_STRATEGIES), "FAILOVER",
+    description="What RETRY does when retries are exhausted or the error is permanent: FAILOVER "
+    "or IGNORE.")
+RETRY_INITIAL_BACKOFF = ConfigOption(
+    "retry-initial-backoff", "Duration", parse_duration, DEFAULT_RETRY_INITIAL_BACKOFF_S,
+    description="First backoff of exponential backoff with full jitter (doubling per retry).")
+RETRY_MAX_BACKOFF = ConfigOption(
+    "retry-max-backoff", "Duration", parse_duration, DEFAULT_RETRY_MAX_BACKOFF_S,
+    description="Upper bound of one backoff; a server's Retry-After is honoured up to the row's "
+    "remaining time budget.")
+REQUEST_TIMEOUT = ConfigOption(
+    "request-timeout", "Duration", parse_duration, DEFAULT_REQUEST_TIMEOUT_S,
+    description="Timeout of one HTTP request. All attempts of a row also stay inside the "
+    "operator timeout (ML_PREDICT's 'timeout'), so IGNORE never turns into a job failure.")
+MAX_CONTEXT_SIZE = ConfigOption(
+    "max-context-size", "Integer", _number(int, 1, None),
+    description="Maximum tokens of the input text; context-overflow-action applies above it.")
+CONTEXT_OVERFLOW_ACTION = ConfigOption(
+    "context-overflow-action", "Enum", _enum(OVERFLOW_ACTIONS, case_sensitive=False),
+    "truncated-tail", description="What to do with an input over max-context-size: truncate "
+    "its tail or head, or skip the row; the -log variants also log it.")
+
+SYSTEM_PROMPT = ConfigOption("system-prompt", "String", _string, DEFAULT_SYSTEM_PROMPT,
+                             tasks=(CHAT,), description="The system message of the chat.")
+TEMPERATURE = ConfigOption("temperature", "Double", _number(float, 0.0, 2.0, high_open=True),
+                           tasks=(CHAT,), request_field="temperature",
+                           description="Sampling temperature in [0, 2).")
+TOP_P = ConfigOption("top-p", "Double", _number(float, 0.0, 1.0, low_open=True), tasks=(CHAT,),
+                     aliases=("top_p",), request_field="top_p",
+                     description="Nucleus sampling probability in (0, 1].")
+STOP = ConfigOption("stop", "String", _csv, tasks=(CHAT,), request_field="stop",
+                    description="Comma-separated stop sequences.")
+MAX_TOKENS = ConfigOption(
+    "max-tokens", "Long", _number(int, 1, None), aliases=("max_tokens",),
+    description="Chat: the maximum number of tokens generated. Embeddings: the maximum tokens "
+    "of one row's input; longer input is cut at its tail.")
+N = ConfigOption("n", "Long", _number(int, 1, 128), tasks=(CHAT,), request_field="n",
+                 description="Choices per input row; each choice becomes its own output row.")
+PRESENCE_PENALTY = ConfigOption("presence-penalty", "Double", _number(float, -2.0, 2.0),
+                                tasks=(CHAT,), request_field="presence_penalty",
+                                description="Presence penalty in [-2, 2].")
+SEED = ConfigOption("seed", "Long", _number(int, 0, 2**64 - 1), tasks=(CHAT,),
+                    request_field="seed", description="Seed for best-effort deterministic sampling.")
+RESPONSE_FORMAT = ConfigOption("response-format", "Enum", _enum(RESPONSE_FORMATS, True),
+                               tasks=(CHAT,),
+                               description="text or json_object (the prompt must mention JSON).")
+DIMENSION = ConfigOption("dimension", "Long", _number(int, 1, None), tasks=(EMBEDDINGS,),
+                         request_field="dimensions",
+                         description="Length of the embedding vector (sent as 'dimensions').")
+
+_DASHSCOPE = ("qwen", "bailian")
+TOP_K = ConfigOption("top-k", "Integer", _number(int, 1, None), tasks=(CHAT,),
+                     providers=_DASHSCOPE, aliases=("top_k",), request_field="top_k",
+                     description="DashScope: size of the sampling candidate set.")
+REPETITION_PENALTY = ConfigOption("repetition-penalty", "Double", _number(float, 0.0, None, True),
+                                  tasks=(CHAT,), providers=_DASHSCOPE,
+                                  aliases=("repetition_penalty",),
+                                  request_field="repetition_penalty",
+                                  description="DashScope: repetition penalty (> 0; 1.0 = none).")
+ENABLE_SEARCH = ConfigOption("enable-search", "Boolean", _boolean, tasks=(CHAT,),
+                             providers=_DASHSCOPE, aliases=("enable_search",),
+                             request_field="enable_search",
+                             description="DashScope: let the model use internet search results.")
+
+OPTIONS: tuple[ConfigOption, ...] = (
+    PROVIDER, ENDPOINT, API_KEY, MODEL,
+    ERROR_HANDLING_STRATEGY, RETRY_NUM, RETRY_FALLBACK_STRATEGY, RETRY_INITIAL_BACKOFF,
+    RETRY_MAX_BACKOFF, REQUEST_TIMEOUT, MAX_CONTEXT_SIZE, CONTEXT_OVERFLOW_ACTION,
+    SYSTEM_PROMPT, TEMPERATURE, TOP_P, STOP, MAX_TOKENS, N, PRESENCE_PENALTY, SEED,
+    RESPONSE_FORMAT, DIMENSION, TOP_K, REPETITION_PENALTY, ENABLE_SEARCH,
+)
+_BY_KEY = {key: option for option in OPTIONS for key in (option.key, *option.aliases)}
+
+
+def lookup(key: str) -> ConfigOption | None:
+    """The option declared under this key or alias, or None."""
+    return _BY_KEY.get(key)
+
+
+def valid_keys(task: str, provider: str) -> list[str]:
+    """The keys a model of this task and provider accepts, sorted."""
+    return sorted(option.key for option in OPTIONS if option.applies_to(task, provider))
+
+
+@dataclass(frozen=True)
+class ResolvedOptions:
+    """Typed option values of one model, every declared option present (defaults filled)."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, option: ConfigOption) -> Any:
+        return self.values.get(option.key, option.default)
+
+
+def options_markdown(provider: str) -> str:
+    """The option reference of one provider as a Markdown table (used in the README)."""
+    rows = ["| Key | Task | Required | Default | Type | Description |",
+            "|---|---|---|---|---|---|"]
+    for option in OPTIONS:
+        if option.providers and provider not in option.providers:
+            continue
+        key = f"`{option.key}`" + "".join(f" / `{alias}`" for alias in option.aliases)
+        task = "/".join(option.tasks) if option.tasks else "all"
+        default = "(none)" if option.default is None else f"`{_show_default(option.default)}`"
+        rows.append(f"| {key} | {task} | {'yes' if option.required else 'no'} | {default} | "
+                    f"{option.type_name} | {option.description} |")
+    return "\n".join(rows)
+
+
+def _show_default(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return f"{int(value)}s" if value >= 1 else f"{value:g}s"
+    if isinstance(value, float):
+        return f"{value * 1000:g}ms" if value < 1 else f"{value:g}s"
+    return str(value)

@@ -1,0 +1,255 @@
+"""Runs Flink SQL scripts the way the SQL client does, with CREATE MODEL and ML_PREDICT working.
+
+PyFlink's ``execute_sql`` takes one statement and rejects the SQL client's own statements, so the
+runner splits the script itself (:mod:`flink_ml_predict.sqltext`) and per statement:
+
+* ``SET`` / ``RESET``: applied to the table config;
+* ``CREATE [TEMPORARY] MODEL``: validated into a :class:`ModelSpec` and registered; Flink's catalog
+  also gets the model, with the api-key masked, so SHOW / DESCRIBE / DROP MODEL work as usual;
+* ``DROP MODEL``: removed from both;
+* ``EXECUTE STATEMENT SET BEGIN ... END``: one job through ``create_statement_set``;
+* anything containing ML_PREDICT: rewritten (:mod:`flink_ml_predict.rewrite`), then executed;
+* everything else: passed to Flink untouched, except options that only Alibaba's Flink knows
+  (``'logger'`` of the print connector), which are dropped with a warning.
+
+``'${NAME}'`` in string literals is replaced from the environment first.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any, TextIO
+
+from . import sqltext
+from .errors import ConfigurationError, FlinkMlPredictError, PredictCallError
+from .model import Column, build_spec, masked_options
+from .registry import ModelRegistry
+from .rewrite import Rewritten, apply_settings, call_settings, rewrite
+
+_LOGGER = logging.getLogger(__name__)
+
+# Options of Alibaba Cloud's Flink (VVR) that open-source Flink rejects, per connector.
+VVR_ONLY_OPTIONS = {"print": ("logger",)}
+
+
+class StatementError(FlinkMlPredictError):
+    """Flink rejected a statement, or the job it started failed."""
+
+
+def flink_message(exc: BaseException) -> str:
+    """The useful line of a py4j/Java exception: the deepest 'Caused by' or the first line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    causes = [line for line in lines if line.startswith("Caused by:")]
+    chosen = causes[-1][len("Caused by:"):].strip() if causes else (lines[0] if lines else "")
+    for marker in ("org.apache.flink.", "java.lang.", "py4j."):
+        if chosen.startswith(marker) and ": " in chosen:
+            chosen = chosen.split(": ", 1)[1]
+    return chosen
+
+
+def _python_error(exc: BaseException) -> str | None:
+    """The last Python exception line inside a failed job's trace (our own messages), if any."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    ours = [line for line in lines if "ModelCallError:" in line]
+    return ours[-1].split("ModelCallError: ", 1)[1] if ours else None
+
+
+class ScriptRunner:
+    """Executes SQL scripts on one TableEnvironment.
+
+    Args:
+        t_env: the TableEnvironment (streaming or batch).
+        environ: where ``${NAME}`` references are looked up (default: os.environ).
+        out: where query results and notices are printed.
+        wait: wait for INSERT jobs to finish (needed on the embedded mini-cluster, which stops
+            with the Python process).
+
+    Example:
+        >>> runner = ScriptRunner(t_env)           # doctest: +SKIP
+        >>> runner.run(open("sql/seed_003_openai_sentiment.sql").read())  # doctest: +SKIP
+    """
+
+    def __init__(self, t_env: Any, *, environ: Mapping[str, str] | None = None,
+                 out: TextIO | None = None, wait: bool = True) -> None:
+        self.t_env = t_env
+        self.registry = ModelRegistry.of(t_env)
+        self.environ = os.environ if environ is None else environ
+        self.out = out or sys.stdout
+        self.wait = wait
+        self._set_keys: set[str] = set()
+        self.results: list[Any] = []
+
+    # --- entry points -------------------------------------------------------------------------
+
+    def run(self, script: str) -> list[Any]:
+        """Runs every statement of a script in order; stops at the first failure."""
+        statements = sqltext.split_statements(script)
+        # Parse and validate everything that can be checked without Flink before any job starts.
+        models = set(self.registry.names())
+        for statement in statements:
+            self._precheck(statement, models)
+        for statement in statements:
+            self.execute(statement)
+        return self.results
+
+    def execute(self, statement: sqltext.Statement) -> Any:
+        """Executes one statement; returns Flink's TableResult where there is one."""
+        where = statement.label()
+        text = sqltext.substitute_env(statement.text, self.environ)
+        kind = sqltext.statement_kind(text)
+        handler: Callable[[str, str], Any] = {
+            "set": self._set,
+            "reset": self._reset,
+            "create_model": self._create_model,
+            "drop_model": self._drop_model,
+            "statement_set": self._statement_set,
+        }.get(kind, self._flink_statement)
+        result = handler(text, where)
+        if result is not None:
+            self.results.append(result)
+        return result
+
+    # --- statements ---------------------------------------------------------------------------
+
+    def _precheck(self, statement: sqltext.Statement, models: set[str]) -> None:
+        """Parses and validates a statement; `models` follows the script's CREATE/DROP MODEL."""
+        where = statement.label()
+        text = sqltext.substitute_env(statement.text, self.environ)
+        kind = sqltext.statement_kind(text)
+        if kind == "create_model":
+            create = sqltext.parse_create_model(text)
+            self._spec(create, where)
+            models.add(create.name)
+            return
+        if kind == "drop_model":
+            models.discard(sqltext.parse_drop_model(text).name)
+            return
+        if kind == "set":
+            sqltext.parse_set(text)
+            return
+        texts = sqltext.statement_set_inner(text) if kind == "statement_set" else [text]
+        for call in (c for t in texts for c in sqltext.find_predict_calls(t)):
+            if call.model not in models and self.registry.get(call.model_parts) is None:
+                raise PredictCallError(
+                    f"{where}: ML_PREDICT: unknown model '{call.model}'; models created before "
+                    f"this statement: {', '.join(sorted(models)) or 'none'}")
+            call_settings(call.config, None, where)
+
+    def _spec(self, create: sqltext.CreateModel, where: str) -> Any:
+        return build_spec(create.name, create.options,
+                          [Column(c.name, c.type) for c in create.inputs],
+                          [Column(c.name, c.type) for c in create.outputs], where=where)
+
+    def _set(self, text: str, where: str) -> None:
+        pair = sqltext.parse_set(text)
+        if pair is None:
+            config = self.t_env.get_config().get_configuration().to_dict()
+            for key in sorted(config):
+                print(f"'{key}' = '{config[key]}'", file=self.out)
+            return
+        key, value = pair
+        self.t_env.get_config().set(key, value)
+        self._set_keys.add(key)
+        _LOGGER.info("%s: SET '%s'", where, key)
+
+    def _reset(self, text: str, where: str) -> None:
+        key = sqltext.parse_reset(text)
+        keys = [key] if key is not None else sorted(self._set_keys)
+        configuration = self.t_env.get_config().get_configuration()
+        for name in keys:
+            configuration.remove_config(name)
+            self._set_keys.discard(name)
+
+    def _create_model(self, text: str, where: str) -> None:
+        create = sqltext.parse_create_model(text)
+        spec = self._spec(create, where)
+        added = self.registry.add(create.name_parts, spec, if_not_exists=create.if_not_exists,
+                                  where=where)
+        if added:
+            self._flink(create.render(masked_options(create.options)), where)
+        _LOGGER.info("%s: model %s (%s %s, %s)", where, spec.name, spec.provider.name, spec.task,
+                     spec.model)
+
+    def _drop_model(self, text: str, where: str) -> None:
+        drop = sqltext.parse_drop_model(text)
+        existed = self.registry.remove(drop.name_parts)
+        if not existed and not drop.if_exists:
+            raise ConfigurationError(f"{where}: DROP MODEL: model {drop.name} does not exist")
+        if existed:
+            self._flink(text, where)
+
+    def _statement_set(self, text: str, where: str) -> Any:
+        statement_set = self.t_env.create_statement_set()
+        settings = []
+        for inner in sqltext.statement_set_inner(text):
+            rewritten = rewrite(inner, t_env=self.t_env, registry=self.registry, where=where)
+            settings += rewritten.settings
+            statement_set.add_insert_sql(rewritten.text)
+        apply_settings(self.t_env, Rewritten("", settings=settings).statement_settings(where))
+        try:
+            result = statement_set.execute()
+        except Exception as exc:  # noqa: BLE001 - py4j carries Flink's message
+            raise StatementError(f"{where}: Flink rejected the statement set: "
+                                 f"{flink_message(exc)}") from None
+        return self._finish(result, where)
+
+    def _flink_statement(self, text: str, where: str) -> Any:
+        kind = sqltext.statement_kind(text)
+        text = self._drop_vvr_options(text, where)
+        if kind == "explain":
+            prefix, inner = sqltext.explain_target(text)
+            rewritten = rewrite(inner, t_env=self.t_env, registry=self.registry, where=where)
+            rewritten.text = prefix + rewritten.text
+        else:
+            rewritten = rewrite(text, t_env=self.t_env, registry=self.registry, where=where)
+        apply_settings(self.t_env, rewritten.statement_settings(where))
+        result = self._flink(rewritten.text, where)
+        if kind in ("query", "explain") or (kind == "other" and _returns_rows(text)):
+            result.print()
+            return result
+        if kind == "insert":
+            return self._finish(result, where)
+        return result
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _drop_vvr_options(self, text: str, where: str) -> str:
+        options = sqltext.with_options(text)
+        connector = options.get("connector", "").lower()
+        dropped = [k for k in VVR_ONLY_OPTIONS.get(connector, ()) if k in options]
+        if not dropped:
+            return text
+        for key in dropped:
+            _LOGGER.warning(
+                "%s: dropped option '%s' = '%s' of the %s connector: it exists only in Alibaba "
+                "Cloud's Flink (VVR) and open-source Flink rejects it. Rows of a print sink go to "
+                "standard output (a TaskManager's .out file on a cluster).", where, key,
+                options[key], connector)
+        return sqltext.remove_with_options(text, dropped)
+
+    def _flink(self, text: str, where: str) -> Any:
+        try:
+            return self.t_env.execute_sql(text)
+        except Exception as exc:  # noqa: BLE001
+            raise StatementError(f"{where}: Flink rejected the statement: "
+                                 f"{flink_message(exc)}") from None
+
+    def _finish(self, result: Any, where: str) -> Any:
+        client = result.get_job_client()
+        if client is not None:
+            print(f"{where}: job {client.get_job_id()} submitted", file=sys.stderr)
+        if self.wait:
+            try:
+                result.wait()
+            except Exception as exc:  # noqa: BLE001
+                reason = _python_error(exc) or flink_message(exc)
+                raise StatementError(f"{where}: job failed: {reason}") from None
+        return result
+
+
+def _returns_rows(text: str) -> bool:
+    words = text.split(None, 2)
+    return bool(words) and words[0].upper() in ("SHOW", "DESCRIBE", "DESC")

@@ -1,0 +1,217 @@
+"""The one HTTP client of every provider: the ``openai`` SDK's async client, SDK retries off.
+
+Turns a row into a request, a response into values, and SDK exceptions into
+:mod:`flink_ml_predict.errors` (the only place that knows the SDK's exception classes).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import openai
+
+from .. import options as opts
+from ..errors import ModelCallError, PermanentModelCallError, RetryableModelCallError
+from ..model import ModelSpec
+
+_LOGGER = logging.getLogger(__name__)
+
+# What can succeed when sent again (as openai-python's own _should_retry decides).
+RETRYABLE_STATUS = frozenset({408, 409, 429})
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token usage reported by the service for one request."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class ChatAnswer:
+    """The choices of one chat completion, in choice order."""
+
+    contents: tuple[str | None, ...]
+    usage: Usage
+
+
+@dataclass(frozen=True)
+class EmbeddingAnswer:
+    """One vector per input, in input order."""
+
+    vectors: tuple[list[float], ...]
+    usage: Usage
+
+
+def _retry_after_seconds(headers: Any) -> float | None:
+    """Server-directed delay from retry-after-ms or Retry-After (seconds or HTTP date)."""
+    if headers is None:
+        return None
+    value = headers.get("retry-after-ms")
+    if value:
+        try:
+            return max(float(value) / 1000.0, 0.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        return max(parsed.timestamp() - time.time(), 0.0) if parsed else None
+
+
+def _headers_map(headers: Any) -> dict[str, list[str]]:
+    result: dict[str, list[str]] = {}
+    if headers is None:
+        return result
+    for key, value in headers.multi_items():
+        result.setdefault(key.lower(), []).append(value)
+    return result
+
+
+class _Scrubber:
+    """Removes the api-key from any text that may reach a message or a log."""
+
+    def __init__(self, secret: str) -> None:
+        self._secret = secret
+
+    def __call__(self, text: str) -> str:
+        return text.replace(self._secret, "******") if self._secret else text
+
+
+def _status_error_message(exc: openai.APIStatusError) -> str:
+    body = exc.body if isinstance(exc.body, dict) else None
+    detail = body.get("error", body) if body else None
+    if isinstance(detail, dict):
+        parts = [str(detail[k]) for k in ("code", "message") if detail.get(k)]
+        text = ": ".join(parts) if parts else json.dumps(detail, ensure_ascii=False)
+    else:
+        text = exc.message
+    return f"HTTP {exc.status_code}: {text}"
+
+
+def map_exception(exc: BaseException, scrub: _Scrubber) -> ModelCallError:
+    """Converts an exception from the SDK (or from reading its response) to our hierarchy."""
+    if isinstance(exc, ModelCallError):
+        return exc
+    if isinstance(exc, openai.APITimeoutError):
+        return RetryableModelCallError("request timed out")
+    if isinstance(exc, openai.APIConnectionError):
+        cause = exc.__cause__ or exc.__context__
+        detail = f" ({type(cause).__name__}: {cause})" if cause else ""
+        return RetryableModelCallError(scrub(f"connection error{detail}"))
+    if isinstance(exc, openai.APIStatusError):
+        response = exc.response
+        status = exc.status_code
+        should_retry = response.headers.get("x-should-retry") if response is not None else None
+        retryable = (status in RETRYABLE_STATUS or status >= 500) if should_retry is None \
+            else should_retry == "true"
+        kind = RetryableModelCallError if retryable else PermanentModelCallError
+        return kind(scrub(_status_error_message(exc)), status=status,
+                    headers=_headers_map(response.headers), request_id=exc.request_id,
+                    retry_after=_retry_after_seconds(response.headers))
+    if isinstance(exc, openai.APIResponseValidationError):
+        response = exc.response
+        return RetryableModelCallError(scrub(f"malformed response: {exc.message}"),
+                                       status=exc.status_code, headers=_headers_map(response.headers))
+    if isinstance(exc, (ValueError, KeyError, TypeError, AttributeError)):
+        # The SDK lets json.JSONDecodeError and shape errors of a 200 response through.
+        return RetryableModelCallError(scrub(f"malformed response ({type(exc).__name__}: {exc})"))
+    return PermanentModelCallError(scrub(f"{type(exc).__name__}: {exc}"))
+
+
+def _usage(usage: Any) -> Usage:
+    if usage is None:
+        return Usage()
+    return Usage(getattr(usage, "prompt_tokens", 0) or 0, getattr(usage, "completion_tokens", 0) or 0)
+
+
+class AsyncModelClient:
+    """Sends chat and embeddings requests of one model.
+
+    One instance per Flink worker and model, created on the event loop that uses it.
+    """
+
+    def __init__(self, spec: ModelSpec, *, max_connections: int = 100) -> None:
+        self._spec = spec
+        self._scrub = _Scrubber(spec.api_key.reveal())
+        self._client = openai.AsyncOpenAI(
+            api_key=spec.api_key.reveal(),
+            base_url=spec.base_url,
+            max_retries=0,  # tenacity is the only retry owner
+            timeout=spec.get(opts.REQUEST_TIMEOUT),
+            http_client=_http_client(max_connections),
+        )
+        standard, extra = spec.request_fields()
+        self._fields = standard
+        self._extra_body = extra or None
+        if spec.task == opts.CHAT:
+            fmt = spec.get(opts.RESPONSE_FORMAT)
+            if fmt is not None:
+                self._fields["response_format"] = {"type": fmt}
+            if spec.get(opts.MAX_TOKENS) is not None:
+                self._fields["max_tokens"] = spec.get(opts.MAX_TOKENS)
+        self._system_prompt = spec.get(opts.SYSTEM_PROMPT)
+
+    async def chat(self, text: str, timeout: float) -> ChatAnswer:
+        """One chat completion for one row: the system prompt, then the row's text."""
+        try:
+            response = await self._client.chat.completions.create(
+                model=self._spec.model,
+                messages=[{"role": "system", "content": self._system_prompt},
+                          {"role": "user", "content": text}],
+                timeout=timeout,
+                extra_body=self._extra_body,
+                **self._fields,
+            )
+            choices = response.choices
+            if not choices:
+                raise RetryableModelCallError("response had no choices")
+            ordered = sorted(choices, key=lambda c: c.index or 0)
+            return ChatAnswer(tuple(c.message.content for c in ordered), _usage(response.usage))
+        except Exception as exc:  # noqa: BLE001 - every failure is mapped, none escapes raw
+            raise map_exception(exc, self._scrub) from exc
+
+    async def embed(self, texts: list[str], timeout: float) -> EmbeddingAnswer:
+        """Embeddings of several texts in one request, in input order."""
+        try:
+            response = await self._client.embeddings.create(
+                model=self._spec.model,
+                input=texts,
+                encoding_format="float",  # DashScope documents only float
+                timeout=timeout,
+                extra_body=self._extra_body,
+                **self._fields,
+            )
+            data = sorted(response.data or [], key=lambda d: d.index)
+            if len(data) != len(texts):
+                raise RetryableModelCallError(
+                    f"response had {len(data)} embeddings for {len(texts)} inputs")
+            return EmbeddingAnswer(tuple(list(d.embedding) for d in data), _usage(response.usage))
+        except Exception as exc:  # noqa: BLE001
+            raise map_exception(exc, self._scrub) from exc
+
+    async def aclose(self) -> None:
+        """Closes the connection pool."""
+        await self._client.close()
+
+
+def _http_client(max_connections: int) -> Any:
+    """The SDK's default async HTTP client with a pool as large as the operator's concurrency."""
+    try:  # the transport the installed openai SDK is built on
+        import httpx2 as httpx
+    except ImportError:  # openai < 3
+        import httpx  # type: ignore[no-redef]
+
+    size = max(max_connections, 10)
+    return openai.DefaultAsyncHttpxClient(
+        limits=httpx.Limits(max_connections=size, max_keepalive_connections=size))
