@@ -17,10 +17,12 @@ runner splits the script itself (:mod:`flink_ml_predict.sqltext`) and per statem
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TextIO
 
 from . import sqltext
@@ -90,13 +92,18 @@ class ScriptRunner:
         # Parse and validate everything that can be checked without Flink before any job starts.
         models = set(self.registry.names())
         for statement in statements:
-            self._precheck(statement, models)
+            with _located(statement):
+                self._precheck(statement, models)
         for statement in statements:
             self.execute(statement)
         return self.results
 
     def execute(self, statement: sqltext.Statement) -> Any:
         """Executes one statement; returns Flink's TableResult where there is one."""
+        with _located(statement):
+            return self._execute(statement)
+
+    def _execute(self, statement: sqltext.Statement) -> Any:
         where = statement.label()
         text = sqltext.substitute_env(statement.text, self.environ)
         kind = sqltext.statement_kind(text)
@@ -248,6 +255,23 @@ class ScriptRunner:
                 reason = _python_error(exc) or flink_message(exc)
                 raise StatementError(f"{where}: job failed: {reason}") from None
         return result
+
+
+@contextlib.contextmanager
+def _located(statement: sqltext.Statement) -> Iterator[None]:
+    """Prefixes parse errors with the statement's label and makes their line numbers absolute.
+
+    The SQL text layer counts lines from the start of the statement it was given.
+    """
+    try:
+        yield
+    except ConfigurationError as exc:
+        message = str(exc)
+        if message.startswith(statement.label()):
+            raise
+        message = re.sub(r"\bline (\d+)",
+                         lambda m: f"line {int(m.group(1)) + statement.line - 1}", message)
+        raise type(exc)(f"{statement.label()}: {message}") from None
 
 
 def _returns_rows(text: str) -> bool:

@@ -1,0 +1,78 @@
+"""Shared fixtures: a real OpenAI-compatible server on 127.0.0.1, a TableEnvironment on the
+embedded mini-cluster (one JVM per test process, a fresh environment per test), and a clean
+environment so that no test can reach a real provider."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.openai_server import FaultInjectingServer
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_KEY = "sk-test-0123456789abcdefghijklmnop"
+_PROVIDER_VARIABLES = ("OPENAI_API_KEY", "DASHSCOPE_API_KEY", "OPENAI_BASE_URL", "OPENAI_ENDPOINT",
+                       "QWEN_ENDPOINT", "BAILIAN_ENDPOINT")
+
+
+@pytest.fixture(autouse=True)
+def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees a real key or endpoint of the person running the tests."""
+    for name in _PROVIDER_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def server() -> Iterator[FaultInjectingServer]:
+    """A fault-injecting OpenAI/DashScope-compatible server that requires TEST_KEY."""
+    with FaultInjectingServer(api_key=TEST_KEY) as running:
+        yield running
+
+
+@pytest.fixture
+def t_env():
+    """A fresh streaming TableEnvironment, parallelism 1 (the JVM is shared by the process)."""
+    from flink_ml_predict import create_table_environment
+
+    return create_table_environment(parallelism=1)
+
+
+def model_ddl(name: str, endpoint: str, *, provider: str = "openai", model: str = "gpt-4o-mini",
+              output: str = "`content` STRING", key: str = TEST_KEY, **options: str) -> str:
+    """A CREATE TEMPORARY MODEL statement; extra options as keyword arguments ('_' -> '-')."""
+    entries = {"provider": provider, "endpoint": endpoint, "api-key": key, "model": model}
+    entries.update({k.replace("_", "-"): v for k, v in options.items()})
+    with_clause = ",\n  ".join(f"'{k}' = '{v}'" for k, v in entries.items())
+    return (f"CREATE TEMPORARY MODEL {name}\nINPUT (`input` STRING)\nOUTPUT ({output})\n"
+            f"WITH (\n  {with_clause}\n)")
+
+
+def sequence_source(name: str, rows: int, *, prefix: str = "text-") -> str:
+    """A bounded view (id, txt) of `rows` distinct rows read by ONE source operator."""
+    return (f"CREATE TEMPORARY TABLE {name}_gen (id BIGINT) WITH ('connector' = 'datagen', "
+            f"'fields.id.kind' = 'sequence', 'fields.id.start' = '1', 'fields.id.end' = '{rows}', "
+            f"'rows-per-second' = '100000');\n"
+            f"CREATE TEMPORARY VIEW {name} AS SELECT id, CONCAT('{prefix}', CAST(id AS STRING)) "
+            f"AS txt FROM {name}_gen;\n")
+
+
+def collect(t_env, query: str) -> list[tuple]:
+    """Rows of a query with ML_PREDICT, as tuples."""
+    from flink_ml_predict import sql_query
+
+    with sql_query(t_env, query).execute().collect() as results:
+        return [tuple(row) for row in results]
+
+
+def run_cli(args: list[str], env: Mapping[str, str] | None = None,
+            cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """Runs `flink-ml-predict ARGS` in a new process (its own JVM) and captures its output."""
+    environment = {k: v for k, v in os.environ.items() if k not in _PROVIDER_VARIABLES}
+    environment.update(env or {})
+    return subprocess.run([sys.executable, "-m", "flink_ml_predict.cli", *args], cwd=cwd,
+                          env=environment, capture_output=True, text=True, timeout=300)
