@@ -1,0 +1,197 @@
+"""ML_PREDICT as real Flink jobs on the embedded mini-cluster against a real HTTP server."""
+
+from __future__ import annotations
+
+import pytest
+
+from flink_ml_predict import execute_script, predict, register_model, sql_query
+from flink_ml_predict.standin import embedding_vector
+from tests.conftest import TEST_KEY, collect, model_ddl, sequence_source
+
+pytestmark = pytest.mark.flink
+
+
+def test_every_row_gets_its_own_answer_under_random_latency(t_env, server) -> None:
+    """FLINK-39532 guard: distinct inputs, random latencies, many in flight -> no mix-ups."""
+    server.latency = (0.0, 0.05)
+    execute_script(t_env, model_ddl("echo", server.base_url) + ";\n" + sequence_source("src", 400))
+    rows = collect(t_env, "SELECT id, txt, content FROM ML_PREDICT(TABLE src, MODEL echo, "
+                          "DESCRIPTOR(txt), MAP['max-concurrent-operations', '50'])")
+    assert len(rows) == 400
+    wrong = [row for row in rows if row[2] != row[1]]
+    assert wrong == []
+    assert sorted(row[0] for row in rows) == list(range(1, 401))
+    assert server.max_in_flight > 1  # the rows really were in flight together
+
+
+def test_one_request_per_row_with_several_output_columns(t_env, server) -> None:
+    ddl = model_ddl("m", server.base_url, output="`content` STRING, `error-string` STRING, "
+                    "`http-status-code` INT, `http-headers-map` MAP<STRING, ARRAY<STRING>>",
+                    error_handling_strategy="IGNORE")
+    execute_script(t_env, ddl + ";\n" + sequence_source("src", 30))
+    rows = collect(t_env, "SELECT id, content, `error-string`, `http-status-code`, "
+                          "`http-headers-map`, UPPER(content) AS upper_content "
+                          "FROM ML_PREDICT(TABLE src, MODEL m, DESCRIPTOR(txt))")
+    assert len(rows) == 30
+    assert all(r[1] == f"text-{r[0]}" and r[2] is None and r[3] is None and r[4] is None
+               and r[5] == r[1].upper() for r in rows)
+    assert len(server.completed_requests("/chat/completions")) == 30
+
+
+def test_in_flight_requests_are_bounded_by_max_concurrent_operations(t_env, server) -> None:
+    server.latency = 0.1
+    execute_script(t_env, model_ddl("m", server.base_url) + ";\n" + sequence_source("src", 60))
+    rows = collect(t_env, "SELECT id, content FROM ML_PREDICT(TABLE src, MODEL m, "
+                          "DESCRIPTOR(txt), MAP['max-concurrent-operations', '4'])")
+    assert len(rows) == 60
+    assert server.max_in_flight == 4
+
+
+def test_default_concurrency_follows_the_table_option(t_env, server) -> None:
+    server.latency = 0.1
+    script = (model_ddl("m", server.base_url) + ";\n" + sequence_source("src", 60)
+              + "SET 'table.exec.async-ml-predict.max-concurrent-operations' = '6';\n")
+    execute_script(t_env, script)
+    rows = collect(t_env, "SELECT id, content FROM ML_PREDICT(TABLE src, MODEL m, DESCRIPTOR(txt))")
+    assert len(rows) == 60
+    assert server.max_in_flight == 6
+
+
+def test_ordered_output_follows_input_order(t_env, server) -> None:
+    server.latency = (0.0, 0.05)
+    execute_script(t_env, model_ddl("m", server.base_url) + ";\n" + sequence_source("src", 100))
+    rows = collect(t_env, "SELECT id FROM ML_PREDICT(TABLE src, MODEL m, DESCRIPTOR(txt), "
+                          "MAP['output-mode', 'ORDERED', 'max-concurrent-operations', '20'])")
+    assert [r[0] for r in rows] == list(range(1, 101))
+
+
+def test_n_choices_give_one_row_each(t_env, server) -> None:
+    execute_script(t_env, model_ddl("m", server.base_url, n="2") + ";\n"
+                   + sequence_source("src", 3))
+    rows = sorted(collect(t_env, "SELECT id, content FROM ML_PREDICT(TABLE src, MODEL m, "
+                                 "DESCRIPTOR(txt))"))
+    assert rows == [(i, text) for i in (1, 2, 3) for text in (f"text-{i}", f"text-{i} #2")]
+    assert len(server.requests) == 3
+
+
+def test_chat_options_reach_the_request_body(t_env, server) -> None:
+    ddl = model_ddl("m", server.dashscope_base_url, provider="qwen", model="qwen-plus",
+                    system_prompt="Be brief.", temperature="0.3", top_p="0.9", stop="END,STOP",
+                    max_tokens="64", presence_penalty="0.5", seed="42",
+                    response_format="json_object", top_k="20", enable_search="true",
+                    repetition_penalty="1.1")
+    execute_script(t_env, ddl + ";\n" + sequence_source("src", 1))
+    collect(t_env, "SELECT content FROM ML_PREDICT(TABLE src, MODEL m, DESCRIPTOR(txt))")
+    (request,) = server.requests
+    assert request.path == "/compatible-mode/v1/chat/completions"
+    assert request.body == {
+        "model": "qwen-plus",
+        "messages": [{"role": "system", "content": "Be brief."},
+                     {"role": "user", "content": "text-1"}],
+        "temperature": 0.3, "top_p": 0.9, "stop": ["END", "STOP"], "max_tokens": 64,
+        "presence_penalty": 0.5, "seed": 42, "response_format": {"type": "json_object"},
+        "top_k": 20, "enable_search": True, "repetition_penalty": 1.1,
+    }
+
+
+def test_default_system_prompt(t_env, server) -> None:
+    execute_script(t_env, model_ddl("m", server.base_url) + ";\n" + sequence_source("src", 1))
+    collect(t_env, "SELECT content FROM ML_PREDICT(TABLE src, MODEL m, DESCRIPTOR(txt))")
+    assert server.requests[0].body["messages"][0] == {"role": "system",
+                                                      "content": "You are a helpful assistant."}
+
+
+def test_embeddings_through_base_url_and_output_type(t_env, server) -> None:
+    ddl = model_ddl("emb", server.dashscope_base_url, provider="qwen", model="text-embedding-v4",
+                    output="`embedding` ARRAY<FLOAT>", dimension="4")
+    execute_script(t_env, ddl + ";\n" + sequence_source("src", 5))
+    rows = collect(t_env, "SELECT id, txt, embedding FROM ML_PREDICT(TABLE src, MODEL emb, "
+                          "DESCRIPTOR(txt))")
+    assert len(rows) == 5
+    for _, text, vector in rows:
+        assert vector == pytest.approx(embedding_vector(text, 4), abs=1e-6)
+    bodies = [r.body for r in server.completed_requests("/embeddings")]
+    assert len(bodies) == 5
+    assert all(b["model"] == "text-embedding-v4" and b["dimensions"] == 4
+               and b["encoding_format"] == "float" and len(b["input"]) == 1 for b in bodies)
+
+
+def test_embeddings_max_tokens_truncates_each_row(t_env, server) -> None:
+    ddl = model_ddl("emb", server.dashscope_base_url + "/embeddings", provider="qwen",
+                    model="text-embedding-v4", output="`embedding` ARRAY<FLOAT>", max_tokens="3")
+    script = ddl + ";\nCREATE TEMPORARY VIEW src(id, txt) AS VALUES (1, 'one two three four five six')"
+    execute_script(t_env, script)
+    collect(t_env, "SELECT embedding FROM ML_PREDICT(TABLE src, MODEL emb, DESCRIPTOR(txt))")
+    assert server.requests[0].body["input"] == ["one two three"]
+
+
+def test_null_input_is_skipped_without_a_request(t_env, server) -> None:
+    script = model_ddl("m", server.base_url) + (
+        ";\nCREATE TEMPORARY VIEW src(id, txt) AS SELECT * FROM (VALUES (1, 'a'), "
+        "(2, CAST(NULL AS STRING)), (3, 'c'))")
+    execute_script(t_env, script)
+    rows = sorted(collect(t_env, "SELECT id, content FROM ML_PREDICT(TABLE src, MODEL m, "
+                                 "DESCRIPTOR(txt))"))
+    assert rows == [(1, "a"), (3, "c")]
+    assert sorted(r.body["messages"][1]["content"] for r in server.requests) == ["a", "c"]
+
+
+def test_two_calls_in_one_query_and_a_subquery_table(t_env, server) -> None:
+    script = "\n".join([
+        model_ddl("upper_m", server.base_url) + ";",
+        model_ddl("`second model`", server.dashscope_base_url, provider="qwen",
+                  model="qwen-turbo", output="`answer` STRING") + ";",
+        sequence_source("src", 4),
+    ])
+    execute_script(t_env, script)
+    rows = collect(t_env, """
+        SELECT a.id, a.content, b.answer
+        FROM ML_PREDICT(TABLE src, MODEL upper_m, DESCRIPTOR(txt)) AS a
+        JOIN ML_PREDICT(TABLE (SELECT id, CONCAT(txt, '!') AS t2 FROM src WHERE id > 2),
+                        MODEL `second model`, DESCRIPTOR(t2)) AS b ON a.id = b.id
+        -- ML_PREDICT(TABLE nothing) in a comment is left alone
+        WHERE a.content <> 'ML_PREDICT(TABLE x)'""")
+    assert sorted(rows) == [(3, "text-3", "text-3!"), (4, "text-4", "text-4!")]
+    assert sorted(r.path for r in server.requests) == (
+        ["/compatible-mode/v1/chat/completions"] * 2 + ["/v1/chat/completions"] * 4)
+
+
+def test_named_arguments_and_synchronous_mode(t_env, server) -> None:
+    execute_script(t_env, model_ddl("m", server.base_url) + ";\n" + sequence_source("src", 3))
+    rows = collect(t_env, "SELECT id, content FROM ML_PREDICT(INPUT => TABLE src, "
+                          "MODEL => MODEL m, ARGS => DESCRIPTOR(txt), "
+                          "CONFIG => MAP['async', 'false'])")
+    assert sorted(rows) == [(1, "text-1"), (2, "text-2"), (3, "text-3")]
+    assert server.max_in_flight == 1
+
+
+def test_python_api_register_and_predict(t_env, server) -> None:
+    register_model(t_env, "labeller", {
+        "provider": "openai", "endpoint": server.base_url + "/chat/completions",
+        "api-key": TEST_KEY, "model": "gpt-4o-mini",
+        "system-prompt": "Classify the text below into one of the following labels: "
+                         "[positive, negative, neutral, mixed]. Output only the label."},
+        outputs={"label": "STRING"})
+    comments = t_env.from_elements([(1, "I love it, great film"), (2, "boring and bad")],
+                                   ["id", "comment"])
+    table = predict(t_env, comments, "labeller", "comment")
+    assert table.get_schema().get_field_names() == ["id", "comment", "label"]
+    with table.execute().collect() as results:
+        rows = sorted(tuple(r) for r in results)
+    assert rows == [(1, "I love it, great film", "positive"), (2, "boring and bad", "negative")]
+
+
+def test_models_are_in_flinks_catalog_with_the_key_masked(t_env, server) -> None:
+    catalog_model = model_ddl("m", server.base_url).replace("CREATE TEMPORARY", "CREATE")
+    execute_script(t_env, catalog_model + ";\n" + sequence_source("src", 1))
+    with t_env.execute_sql("SHOW MODELS").collect() as results:
+        assert [r[0] for r in results] == ["m"]
+    with t_env.execute_sql("SHOW CREATE MODEL m").collect() as results:
+        ddl = "".join(str(r[0]) for r in results)
+    assert TEST_KEY not in ddl and "******" in ddl
+    plan = sql_query(t_env, "SELECT * FROM ML_PREDICT(TABLE src, MODEL m, DESCRIPTOR(txt))"
+                     ).explain()
+    assert TEST_KEY not in plan and "PythonAsyncCalc" in plan
+    execute_script(t_env, "DROP MODEL m")
+    with t_env.execute_sql("SHOW MODELS").collect() as results:
+        assert list(results) == []
