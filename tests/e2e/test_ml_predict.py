@@ -35,6 +35,7 @@ def test_one_request_per_row_with_several_output_columns(t_env, server) -> None:
     assert len(rows) == 30
     assert all(r[1] == f"text-{r[0]}" and r[2] is None and r[3] is None and r[4] is None
                and r[5] == r[1].upper() for r in rows)
+    assert server.wait_idle()
     assert len(server.completed_requests("/chat/completions")) == 30
 
 
@@ -110,6 +111,7 @@ def test_embeddings_through_base_url_and_output_type(t_env, server) -> None:
     assert len(rows) == 5
     for _, text, vector in rows:
         assert vector == pytest.approx(embedding_vector(text, 4), abs=1e-6)
+    assert server.wait_idle()
     bodies = [r.body for r in server.completed_requests("/embeddings")]
     assert len(bodies) == 5
     assert all(b["model"] == "text-embedding-v4" and b["dimensions"] == 4

@@ -18,6 +18,7 @@ def _sink_rows(stdout: str) -> list[str]:
 
 
 def _chat_bodies(server) -> list[dict]:
+    assert server.wait_idle()
     return [r.body for r in server.completed_requests("/chat/completions")]
 
 
@@ -26,6 +27,7 @@ def test_seed_000_qwen_masks_id_numbers(server) -> None:
                      {"QWEN_ENDPOINT": server.dashscope_base_url, "DASHSCOPE_API_KEY": TEST_KEY})
     assert result.returncode == 0, result.stderr
     assert _sink_rows(result.stdout) == ["+I[1, aaa, 我的名字叫 码界探索: 41272119980313****., positive]"]
+    assert server.wait_idle()
     requests = server.completed_requests()
     assert [r.path for r in requests] == ["/compatible-mode/v1/chat/completions"]
     assert requests[0].headers["authorization"] == f"Bearer {TEST_KEY}"
@@ -60,6 +62,7 @@ def test_seed_003_openai_sentiment(server) -> None:
                       "OPENAI_API_KEY": TEST_KEY})
     assert result.returncode == 0, result.stderr
     assert _sink_rows(result.stdout) == ["+I[1, 好东西, positive, positive]"]
+    assert server.wait_idle()
     assert [r.path for r in server.completed_requests()] == ["/v1/chat/completions"]
     assert _chat_bodies(server)[0]["model"] == "gpt-3.5-turbo"
 

@@ -1,0 +1,185 @@
+"""The per-row pipeline against a real fault-injecting HTTP server, with the sleep recorded instead
+of waited: which failures are retried, how long each wait is, what each strategy emits, and how
+many attempts the server saw."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from flink_ml_predict import ModelCallError
+from flink_ml_predict.model import Column, build_spec
+from flink_ml_predict.runtime.predictor import CallSettings, Predictor
+from tests.conftest import TEST_KEY
+from tests.fakes.openai_server import Fault
+
+METADATA = [Column("content", "STRING"), Column("error-string", "STRING"),
+            Column("http-status-code", "INT"),
+            Column("http-headers-map", "MAP<STRING, ARRAY<STRING>>")]
+
+
+class RecordedSleep:
+    """Records each wait and returns at once."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+
+
+def make_predictor(server, *, outputs=None, timeout: float = 180.0, **options: str):
+    values = {"provider": "openai", "endpoint": server.base_url, "api-key": TEST_KEY,
+              "model": "gpt-4o-mini"}
+    values.update({k.replace("_", "-"): v for k, v in options.items()})
+    spec = build_spec("m", values, [Column("input", "STRING")],
+                      outputs or [Column("content", "STRING")])
+    sleep = RecordedSleep()
+    return Predictor(spec, CallSettings(timeout=timeout), sleep=sleep), sleep
+
+
+def predict(predictor: Predictor, text: str | None):
+    async def run():
+        try:
+            return await predictor.predict(text)
+        finally:
+            await predictor.aclose()
+
+    return asyncio.run(run())
+
+
+def attempts(server, key: str) -> int:
+    return sum(1 for r in server.requests if r.body and r.body["messages"][-1]["content"] == key)
+
+
+def test_429_with_retry_after_waits_as_told(server) -> None:
+    server.script("a", [Fault.status_code(429, retry_after="2"), None])
+    predictor, sleep = make_predictor(server)
+    assert predict(predictor, "a") == [("a",)]
+    assert sleep.delays == [2.0]
+    assert attempts(server, "a") == 2
+    assert predictor.metrics.counts["retries"] == 1
+
+
+def test_retry_after_ms_wins_over_retry_after(server) -> None:
+    server.script("a", [Fault.status_code(503, retry_after="9", retry_after_ms="1500"), None])
+    predictor, sleep = make_predictor(server)
+    assert predict(predictor, "a") == [("a",)]
+    assert sleep.delays == [1.5]
+
+
+def test_backoff_without_retry_after_is_jittered_exponential(server) -> None:
+    server.script("a", [Fault.status_code(500)] * 4 + [None])
+    predictor, sleep = make_predictor(server, retry_initial_backoff="100ms",
+                                      retry_max_backoff="250ms")
+    assert predict(predictor, "a") == [("a",)]
+    caps = [0.1, 0.2, 0.25, 0.25]
+    assert len(sleep.delays) == 4
+    assert all(0 <= d <= cap for d, cap in zip(sleep.delays, caps, strict=True))
+    assert attempts(server, "a") == 5
+
+
+@pytest.mark.parametrize("fault", [Fault.reset(), Fault.malformed_json(),
+                                   Fault.wrong_content_type(), Fault.empty_choices(),
+                                   Fault.status_code(502), Fault.status_code(408),
+                                   Fault.status_code(409)], ids=lambda f: f.name)
+def test_transient_failures_are_retried(server, fault) -> None:
+    server.script("a", [fault, None])
+    predictor, sleep = make_predictor(server)
+    assert predict(predictor, "a") == [("a",)]
+    assert attempts(server, "a") == 2 and len(sleep.delays) == 1
+
+
+def test_request_timeout_is_retried(server) -> None:
+    server.script("a", [Fault.slow(2.0), None])
+    predictor, sleep = make_predictor(server, request_timeout="200ms")
+    assert predict(predictor, "a") == [("a",)]
+    assert len(sleep.delays) == 1
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404])
+def test_permanent_errors_are_not_retried(server, status) -> None:
+    server.fail_always("a", Fault.status_code(status))
+    predictor, sleep = make_predictor(server, outputs=METADATA,
+                                      retry_fallback_strategy="IGNORE")
+    (row,) = predict(predictor, "a")
+    assert row[0] is None and row[2] == status and f"HTTP {status}" in row[1]
+    assert "x-request-id" in row[3]
+    assert attempts(server, "a") == 1 and sleep.delays == []
+
+
+def test_retries_exhausted_then_failover_raises_without_the_key(server, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    server.fail_always("a", Fault.status_code(500))
+    predictor, sleep = make_predictor(server, retry_num="2")
+    with pytest.raises(ModelCallError) as caught:
+        predict(predictor, "a")
+    assert "ML_PREDICT with model m failed" in str(caught.value)
+    assert caught.value.status == 500
+    assert attempts(server, "a") == 3 and len(sleep.delays) == 2
+    assert TEST_KEY not in str(caught.value) and TEST_KEY not in caplog.text
+
+
+def test_wrong_key_fails_over_without_revealing_it(server, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    values = {"provider": "openai", "endpoint": server.base_url, "api-key": "sk-wrong-key-123456",
+              "model": "gpt-4o-mini"}
+    spec = build_spec("m", values, [Column("input", "STRING")], [Column("content", "STRING")])
+    with pytest.raises(ModelCallError) as caught:
+        predict(Predictor(spec, CallSettings(), sleep=RecordedSleep()), "a")
+    assert caught.value.status == 401
+    assert "sk-wrong-key-123456" not in str(caught.value)
+    assert "sk-wrong-key-123456" not in caplog.text
+
+
+def test_ignore_makes_one_attempt_and_labels_the_row(server) -> None:
+    server.fail_always("a", Fault.status_code(429, retry_after="1"))
+    predictor, sleep = make_predictor(server, outputs=METADATA, error_handling_strategy="IGNORE")
+    (row,) = predict(predictor, "a")
+    assert row[:3] == (None, row[1], 429) and "HTTP 429" in row[1]
+    assert row[3]["retry-after"] == ["1"]
+    assert attempts(server, "a") == 1 and sleep.delays == []
+
+
+def test_ignore_without_metadata_drops_the_row_and_counts_it(server, caplog) -> None:
+    server.fail_always("a", Fault.status_code(500))
+    predictor, _ = make_predictor(server, error_handling_strategy="IGNORE")
+    assert predict(predictor, "a") == []
+    assert predictor.metrics.counts["rows-dropped"] == 1
+    assert "row dropped under IGNORE" in caplog.text
+
+
+def test_failover_strategy_never_retries(server) -> None:
+    server.fail_always("a", Fault.status_code(503))
+    predictor, sleep = make_predictor(server, error_handling_strategy="FAILOVER")
+    with pytest.raises(ModelCallError):
+        predict(predictor, "a")
+    assert attempts(server, "a") == 1 and sleep.delays == []
+
+
+def test_no_wait_may_end_after_the_row_budget(server) -> None:
+    """Operator timeout 10 s -> budget 9 s: a Retry-After of 30 s is not waited for; the row
+    falls back at once (IGNORE here), long before Flink's timeout could fail the job."""
+    server.fail_always("a", Fault.status_code(429, retry_after="30"))
+    predictor, sleep = make_predictor(server, outputs=METADATA, timeout=10.0,
+                                      retry_fallback_strategy="IGNORE")
+    (row,) = predict(predictor, "a")
+    assert row[2] == 429 and sleep.delays == []
+    assert attempts(server, "a") == 1
+
+
+def test_null_input_is_skipped_and_counted(server) -> None:
+    predictor, _ = make_predictor(server)
+    assert predict(predictor, None) == []
+    assert predictor.metrics.counts["rows-skipped"] == 1 and server.requests == []
+
+
+@pytest.mark.parametrize("text", ["", "x" * 200_000, "emoji 😀🐍 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 and 中文",
+                                  "control \x00\x01\x1b[31m\t\r\n\u2028 chars"],
+                         ids=["empty", "long", "non-bmp", "control"])
+def test_unusual_inputs_go_through_unchanged(server, text) -> None:
+    predictor, _ = make_predictor(server)
+    assert predict(predictor, text) == [(text,)]
+    assert server.requests[0].body["messages"][1]["content"] == text
