@@ -52,11 +52,16 @@ def flink_message(exc: BaseException) -> str:
     return chosen
 
 
+_OUR_FAILURE = re.compile(r"\w*ModelCallError(?::\s*|\(['\"])(.+?)(?:['\"]\)+)?$")
+
+
 def _python_error(exc: BaseException) -> str | None:
-    """The last Python exception line inside a failed job's trace (our own messages), if any."""
-    lines = [line.strip() for line in str(exc).splitlines()]
-    ours = [line for line in lines if "ModelCallError:" in line]
-    return ours[-1].split("ModelCallError: ", 1)[1] if ours else None
+    """Our own failure message inside a failed job's trace (raised in the Python worker), if any."""
+    for line in reversed(str(exc).splitlines()):
+        match = _OUR_FAILURE.search(line.strip())
+        if match:
+            return match.group(1)
+    return None
 
 
 class ScriptRunner:

@@ -15,6 +15,9 @@ import pytest
 from tests.fakes.openai_server import FaultInjectingServer
 
 ROOT = Path(__file__).resolve().parent.parent
+# The environment before any in-process job: PyFlink's loopback worker later sets variables such
+# as PYFLINK_GATEWAY_DISABLED in os.environ, which must not leak into `flink-ml-predict` processes.
+_START_ENVIRON = dict(os.environ)
 TEST_KEY = "sk-test-0123456789abcdefghijklmnop"
 _PROVIDER_VARIABLES = ("OPENAI_API_KEY", "DASHSCOPE_API_KEY", "OPENAI_BASE_URL", "OPENAI_ENDPOINT",
                        "QWEN_ENDPOINT", "BAILIAN_ENDPOINT")
@@ -72,7 +75,7 @@ def collect(t_env, query: str) -> list[tuple]:
 def run_cli(args: list[str], env: Mapping[str, str] | None = None,
             cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     """Runs `flink-ml-predict ARGS` in a new process (its own JVM) and captures its output."""
-    environment = {k: v for k, v in os.environ.items() if k not in _PROVIDER_VARIABLES}
+    environment = {k: v for k, v in _START_ENVIRON.items() if k not in _PROVIDER_VARIABLES}
     environment.update(env or {})
     return subprocess.run([sys.executable, "-m", "flink_ml_predict.cli", *args], cwd=cwd,
                           env=environment, capture_output=True, text=True, timeout=300)
