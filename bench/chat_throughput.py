@@ -1,8 +1,8 @@
 """Chat throughput: a Flink job with ML_PREDICT vs a plain asyncio + openai loop.
 
-Both send ROWS chat requests to the stand-in server (its own process, fixed latency) with CONCURRENCY
-requests in flight. The Flink job reads a datagen sequence and writes to a blackhole sink (no
-collect()). Prints one CSV line per run: what,rows,seconds,rows_per_s,max_in_flight.
+Both send ROWS chat requests to the stand-in server (its own process, fixed latency) with
+CONCURRENCY requests in flight. The Flink job reads a datagen sequence and writes to a blackhole
+sink (no collect()). Prints one CSV line per run: what,rows,seconds,rows_per_s,max_in_flight.
 
     python bench/chat_throughput.py --rows 5000 --latency 0.1 --concurrency 64
 """
@@ -83,9 +83,9 @@ def run_plain(port: int, rows: int, concurrency: int) -> float:
 
         async def one(i: int) -> str | None:
             async with gate:
-                response = await client.chat.completions.create(
-                    model="bench", messages=[{"role": "system", "content": "You are a helpful "
-                                              "assistant."}, {"role": "user", "content": f"row {i}"}])
+                messages = [{"role": "system", "content": "You are a helpful assistant."},
+                            {"role": "user", "content": f"row {i}"}]
+                response = await client.chat.completions.create(model="bench", messages=messages)
                 return response.choices[0].message.content
 
         started = time.monotonic()

@@ -67,7 +67,8 @@ def _demo(args: argparse.Namespace) -> int:
     if environ.get("DASHSCOPE_API_KEY"):
         script = sql_dir / DEMO_SCRIPTS["bailian"]
         environ.setdefault("BAILIAN_ENDPOINT", DEFAULT_ENDPOINTS["BAILIAN_ENDPOINT"])
-        print(f"demo: calling Bailian (DashScope) at {environ['BAILIAN_ENDPOINT']}", file=sys.stderr)
+        print(f"demo: calling Bailian (DashScope) at {environ['BAILIAN_ENDPOINT']}",
+              file=sys.stderr)
     elif environ.get("OPENAI_API_KEY"):
         script = sql_dir / DEMO_SCRIPTS["openai"]
         environ.setdefault("OPENAI_ENDPOINT", DEFAULT_ENDPOINTS["OPENAI_ENDPOINT"])

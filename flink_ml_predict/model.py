@@ -202,7 +202,8 @@ def _output_task(ctx: _Context, column: OutputColumn) -> str:
         "completions) or ARRAY<FLOAT> (embeddings)")
 
 
-def _resolve_keys(ctx: _Context, raw: Mapping[str, str]) -> dict[str, tuple[opts.ConfigOption, str]]:
+def _resolve_keys(ctx: _Context,
+                  raw: Mapping[str, str]) -> dict[str, tuple[opts.ConfigOption, str]]:
     """Maps every given key (or alias) to its option; unknown keys are an error."""
     resolved: dict[str, tuple[opts.ConfigOption, str]] = {}
     for key, value in raw.items():
@@ -276,8 +277,9 @@ def build_spec(
     values: dict[str, Any] = {}
     for key, (option, raw) in resolved.items():
         if not option.applies_to(task, provider.name):
-            scope = (f"the {', '.join(option.providers)} providers" if option.providers
-                     and provider.name not in option.providers else f"{'/'.join(option.tasks)} models")
+            wrong_provider = bool(option.providers) and provider.name not in option.providers
+            scope = (f"the {', '.join(option.providers)} providers" if wrong_provider
+                     else f"{'/'.join(option.tasks)} models")
             raise ctx.error(f"option '{key}' applies only to {scope}; this is a {provider.name} "
                             f"{task} model. Valid options: "
                             f"{', '.join(opts.valid_keys(task, provider.name))}")

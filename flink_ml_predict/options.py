@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 CHAT = "chat"
@@ -143,14 +143,15 @@ def _csv(value: str) -> tuple[str, ...]:
     return items
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|milli|millis|s|sec|secs|second|seconds|min|mins|minute|minutes|m|h|hour|hours)?\s*$", re.I)
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|milli|millis|s|sec|secs|second|seconds|min|mins"
+                       r"|minute|minutes|m|h|hour|hours)?\s*$", re.I)
 _DURATION_UNITS = {"ms": 0.001, "milli": 0.001, "millis": 0.001, "s": 1.0, "sec": 1.0, "secs": 1.0,
                    "second": 1.0, "seconds": 1.0, "min": 60.0, "mins": 60.0, "minute": 60.0,
                    "minutes": 60.0, "m": 60.0, "h": 3600.0, "hour": 3600.0, "hours": 3600.0}
 
 
 def parse_duration(value: str) -> float:
-    """Parses a Flink-style duration ('500ms', '30 s', '3min', '1h'; bare numbers are ms) to seconds."""
+    """Seconds of a Flink-style duration ('500ms', '30 s', '3min', '1h'; bare numbers are ms)."""
     match = _DURATION.match(value)
     if not match:
         raise OptionValueError(f"'{value}' is not a duration such as 500ms, 30s, 3min")
@@ -171,8 +172,8 @@ ENDPOINT = ConfigOption(
     description="Base URL (e.g. https://dashscope.aliyuncs.com/compatible-mode/v1) or full URL "
     "ending in /chat/completions or /embeddings; a full URL also selects the task.")
 API_KEY = ConfigOption("api-key", "String", _non_empty, required=True,
-                       description="API key sent as a Bearer token. Use '${ENV_VAR}' to keep it out "
-                       "of scripts; it is masked in logs, errors, plans and Flink's catalog.")
+                       description="API key sent as a Bearer token. Use '${ENV_VAR}' to keep it "
+                       "out of scripts; it is masked in logs, errors, plans and Flink's catalog.")
 MODEL = ConfigOption("model", "String", _non_empty, required=True,
                      description="Model name, e.g. gpt-4o-mini, qwen-plus, text-embedding-v4.")
 
@@ -226,7 +227,8 @@ PRESENCE_PENALTY = ConfigOption("presence-penalty", "Double", _number(float, -2.
                                 tasks=(CHAT,), request_field="presence_penalty",
                                 description="Presence penalty in [-2, 2].")
 SEED = ConfigOption("seed", "Long", _number(int, 0, 2**64 - 1), tasks=(CHAT,),
-                    request_field="seed", description="Seed for best-effort deterministic sampling.")
+                    request_field="seed",
+                    description="Seed for best-effort deterministic sampling.")
 RESPONSE_FORMAT = ConfigOption("response-format", "Enum", _enum(RESPONSE_FORMATS, True),
                                tasks=(CHAT,),
                                description="text or json_object (the prompt must mention JSON).")
@@ -266,16 +268,6 @@ def lookup(key: str) -> ConfigOption | None:
 def valid_keys(task: str, provider: str) -> list[str]:
     """The keys a model of this task and provider accepts, sorted."""
     return sorted(option.key for option in OPTIONS if option.applies_to(task, provider))
-
-
-@dataclass(frozen=True)
-class ResolvedOptions:
-    """Typed option values of one model, every declared option present (defaults filled)."""
-
-    values: dict[str, Any] = field(default_factory=dict)
-
-    def __getitem__(self, option: ConfigOption) -> Any:
-        return self.values.get(option.key, option.default)
 
 
 def options_markdown(provider: str) -> str:

@@ -49,10 +49,9 @@ def quote(name: str) -> str:
 
 @dataclass
 class Rewritten:
-    """A statement after rewriting, with the functions it needs and their call settings."""
+    """A statement after rewriting, with the call settings of its ML_PREDICT calls."""
 
     text: str
-    functions: list[tuple[str, Any]] = field(default_factory=list)
     settings: list[CallSettings] = field(default_factory=list)
 
     def statement_settings(self, where: str) -> CallSettings | None:
@@ -87,11 +86,13 @@ def call_settings(config: Mapping[str, str], t_env: Any, where: str) -> CallSett
         asynchronous = opts._boolean(merged.get("async", "true"))
         concurrency = int(merged.get("max-concurrent-operations", "10"))
         if concurrency < 1:
-            raise opts.OptionValueError(f"max-concurrent-operations must be >= 1, not {concurrency}")
+            raise opts.OptionValueError(
+                f"max-concurrent-operations must be >= 1, not {concurrency}")
         timeout = opts.parse_duration(merged["timeout"]) if "timeout" in merged else 180.0
         mode = merged.get("output-mode", "ORDERED").upper()
         if mode not in OUTPUT_MODES:
-            raise opts.OptionValueError(f"output-mode '{mode}' is not one of {', '.join(OUTPUT_MODES)}")
+            raise opts.OptionValueError(
+                f"output-mode '{mode}' is not one of {', '.join(OUTPUT_MODES)}")
     except ValueError as exc:  # OptionValueError and int() errors
         raise PredictCallError(f"{where}: ML_PREDICT CONFIG: {exc}") from None
     return CallSettings(asynchronous=asynchronous, max_concurrent=concurrency, timeout=timeout,
@@ -156,7 +157,6 @@ def rewrite(text: str, *, t_env: Any, registry: ModelRegistry, where: str) -> Re
         table_sql = call.table
         if call.table_is_query:
             inner = rewrite(call.table, t_env=t_env, registry=registry, where=where)
-            result.functions += inner.functions
             result.settings += inner.settings
             table_sql = inner.text
         lookup = PredictCall(call.start, call.end, table_sql, call.table_is_query,
@@ -183,7 +183,6 @@ def rewrite(text: str, *, t_env: Any, registry: ModelRegistry, where: str) -> Re
         function_name = f"__ml_predict_{re.sub(r'[^A-Za-z0-9_]', '_', spec.name)}_{n}"
         function = make_udf(spec, settings)
         t_env.create_temporary_system_function(function_name, function)
-        result.functions.append((function_name, function))
         result.settings.append(settings)
         pieces += [text[position:call.start],
                    _expansion(spec, call, table_sql, names, function_name, n)]

@@ -1252,7 +1252,7 @@ def substitute_env(text: str, environ: Mapping[str, str]) -> str:
     for token in tokenize(text):
         if token.kind == "string" and "$" in token.text:
             line = _line_at(text, token.start)
-            pieces.append(_ENV_RE.sub(lambda match: _expand(match, environ, line), token.text))
+            pieces.append(_ENV_RE.sub(lambda match: _expand(match, environ, line), token.text))  # noqa: B023 - called at once
         else:
             pieces.append(token.text)
     return "".join(pieces)

@@ -215,7 +215,7 @@ _CLASSIFY_HINT = re.compile(r"classif|label|categor|分类|分類|类别|類別|
 _ID_NUMBER = re.compile(r"(?<![0-9])([0-9]{14})[0-9]{3}[0-9Xx](?![0-9A-Za-z])")
 
 
-def _text_of(content: Any) -> str:
+def message_text(content: Any) -> str:
     """The text of a message ``content``: a string, or the text parts of a list of parts."""
     if isinstance(content, str):
         return content
@@ -274,10 +274,10 @@ def default_responder(request: dict[str, Any]) -> str:
     """
     messages = [m for m in request.get("messages") or [] if isinstance(m, dict)]
     system = "\n".join(
-        _text_of(m.get("content")) for m in messages if m.get("role") in ("system", "developer")
+        message_text(m.get("content")) for m in messages if m.get("role") in ("system", "developer")
     )
     user = next(
-        (_text_of(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), ""
+        (message_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), ""
     )
     match = _LABEL_LIST.search(system)
     if match and _CLASSIFY_HINT.search(system):
@@ -582,7 +582,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not isinstance(text, str):
             raise TypeError(f"responder returned {type(text).__name__}, expected str")
         contents = [text if i == 0 or n == 1 else f"{text} #{i + 1}" for i in range(n)]
-        prompt_tokens = sum(_estimate_tokens(_text_of(m.get("content"))) for m in messages)
+        prompt_tokens = sum(_estimate_tokens(message_text(m.get("content"))) for m in messages)
         completion_tokens = sum(_estimate_tokens(c) for c in contents)
         usage = {
             "prompt_tokens": prompt_tokens,

@@ -122,7 +122,8 @@ def map_exception(exc: BaseException, scrub: _Scrubber) -> ModelCallError:
     if isinstance(exc, openai.APIResponseValidationError):
         response = exc.response
         return RetryableModelCallError(scrub(f"malformed response: {exc.message}"),
-                                       status=exc.status_code, headers=_headers_map(response.headers))
+                                       status=exc.status_code,
+                                       headers=_headers_map(response.headers))
     if isinstance(exc, (ValueError, KeyError, TypeError, AttributeError)):
         # The SDK lets json.JSONDecodeError and shape errors of a 200 response through.
         return RetryableModelCallError(scrub(f"malformed response ({type(exc).__name__}: {exc})"))
@@ -132,7 +133,8 @@ def map_exception(exc: BaseException, scrub: _Scrubber) -> ModelCallError:
 def _usage(usage: Any) -> Usage:
     if usage is None:
         return Usage()
-    return Usage(getattr(usage, "prompt_tokens", 0) or 0, getattr(usage, "completion_tokens", 0) or 0)
+    return Usage(getattr(usage, "prompt_tokens", 0) or 0,
+                 getattr(usage, "completion_tokens", 0) or 0)
 
 
 class AsyncModelClient:

@@ -357,7 +357,7 @@ def _build_encoding(spec: _EncodingSpec) -> tiktoken.Encoding:
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_encoding(name: str) -> tiktoken.Encoding:
     """The tiktoken ``Encoding`` called ``name``, built from installed files; cached per process.
 

@@ -16,13 +16,13 @@ def _sink_rows(stdout: str) -> list[str]:
 
 def test_set_reset_statement_set_and_explain(server, tmp_path) -> None:
     script = tmp_path / "job.sql"
-    script.write_text(f"""
+    script.write_text("""
 -- a comment with ML_PREDICT(TABLE x, MODEL y, DESCRIPTOR(z)); and a ';'
 SET 'pipeline.name' = 'cli test';
 SET 'table.exec.async-ml-predict.max-concurrent-operations' = '3';
 RESET 'pipeline.name';
 CREATE MODEL IF NOT EXISTS `labeller` INPUT (`input` STRING) OUTPUT (`content` STRING) WITH (
-  'provider' = 'qwen', 'endpoint' = '${{QWEN_ENDPOINT}}', 'api-key' = '${{DASHSCOPE_API_KEY}}',
+  'provider' = 'qwen', 'endpoint' = '${QWEN_ENDPOINT}', 'api-key' = '${DASHSCOPE_API_KEY}',
   'model' = 'qwen-turbo', 'top_p' = '0.8', 'max_tokens' = '16',
   'system-prompt' = 'It''s an echo; say ML_PREDICT back'
 );

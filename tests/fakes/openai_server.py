@@ -15,7 +15,7 @@ import random
 import threading
 from typing import Any
 
-from flink_ml_predict.standin import Fault, RecordedRequest, StandInServer
+from flink_ml_predict.standin import Fault, RecordedRequest, StandInServer, message_text
 
 __all__ = ["Fault", "FaultInjectingServer", "RecordedRequest", "request_key"]
 
@@ -33,18 +33,6 @@ _RANDOM_FAULT_KEYS = (
 )
 
 
-def _text_of(content: Any) -> str | None:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(
-            str(part.get("text", ""))
-            for part in content
-            if isinstance(part, dict) and part.get("type") == "text"
-        )
-    return None
-
-
 def request_key(body: Any) -> str | None:
     """The key a request is matched on: last user message (chat) or single input (embeddings)."""
     if not isinstance(body, dict):
@@ -53,7 +41,7 @@ def request_key(body: Any) -> str | None:
     if isinstance(messages, list):
         for message in reversed(messages):
             if isinstance(message, dict) and message.get("role") == "user":
-                return _text_of(message.get("content"))
+                return message_text(message.get("content"))
         return None
     given = body.get("input")
     if isinstance(given, str):
