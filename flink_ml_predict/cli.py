@@ -4,6 +4,7 @@
 ``flink-ml-predict demo``             runs the seed sentiment example: against DashScope/Bailian
                                       when DASHSCOPE_API_KEY is set, OpenAI when OPENAI_API_KEY is
                                       set, otherwise against the local stand-in server.
+``flink-ml-predict sql-client M.sql`` writes init.sql + Python functions for Flink's SQL client.
 ``flink-ml-predict standin``          serves the stand-in OpenAI-compatible server.
 """
 
@@ -90,6 +91,20 @@ def _demo(args: argparse.Namespace) -> int:
             server.stop()
 
 
+def _sql_client(args: argparse.Namespace) -> int:
+    from .sqlclient import generate
+
+    try:
+        generated = generate(args.script.read_text(encoding="utf-8"), args.out, module=args.module)
+    except (OSError, FlinkMlPredictError) as exc:
+        print(f"error: {args.script}: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {generated.init_sql} and {generated.module} (functions: "
+          f"{', '.join(generated.functions)})\nstart the SQL client with:\n  sql-client.sh -i "
+          f"{generated.init_sql} -pyfs {generated.module}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser."""
     parser = argparse.ArgumentParser(prog="flink-ml-predict", description=__doc__,
@@ -112,6 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--sql-dir", default="sql", help="folder of the example scripts")
     job_options(demo)
 
+    client = commands.add_parser(
+        "sql-client", help="write init.sql and the Python functions the Flink SQL client needs")
+    client.add_argument("script", type=Path, help="a script of CREATE MODEL (and SET) statements")
+    client.add_argument("--out", type=Path, default=Path("sql-client"), help="output folder")
+    client.add_argument("--module", default="flink_ml_predict_models",
+                        help="name of the generated Python module")
+
     standin = commands.add_parser("standin", help="serve the stand-in OpenAI-compatible server")
     standin.add_argument("rest", nargs=argparse.REMAINDER)
     return parser
@@ -126,6 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run_script(args.script, args)
     if args.command == "demo":
         return _demo(args)
+    if args.command == "sql-client":
+        return _sql_client(args)
     from .standin import main as standin_main
 
     return standin_main(args.rest)

@@ -197,3 +197,16 @@ def test_models_are_in_flinks_catalog_with_the_key_masked(t_env, server) -> None
     execute_script(t_env, "DROP MODEL m")
     with t_env.execute_sql("SHOW MODELS").collect() as results:
         assert list(results) == []
+
+
+def test_in_flight_bound_is_capacity_times_parallelism(server) -> None:
+    from flink_ml_predict import create_table_environment
+
+    t_env = create_table_environment(parallelism=2)
+    server.latency = 0.1
+    execute_script(t_env, model_ddl("m", server.base_url) + ";\n" + sequence_source("src", 120))
+    rows = collect(t_env, "SELECT id, content FROM ML_PREDICT(TABLE src, MODEL m, "
+                          "DESCRIPTOR(txt), MAP['max-concurrent-operations', '3'])")
+    assert sorted(r[0] for r in rows) == list(range(1, 121))
+    assert all(content == f"text-{i}" for i, content in rows)
+    assert 3 < server.max_in_flight <= 6  # both parallel instances in flight, each bounded by 3

@@ -1,0 +1,84 @@
+"""Files for Flink's SQL client: generated from CREATE MODEL statements, then executed through
+PyFlink's TableEnvironment the way the SQL client would (the pip distribution has no SQL gateway)."""
+
+from __future__ import annotations
+
+import pytest
+
+from flink_ml_predict import ConfigurationError, sqltext
+from flink_ml_predict.sqlclient import generate
+from tests.conftest import TEST_KEY
+
+pytestmark = pytest.mark.flink
+
+MODELS = """
+SET 'table.exec.async-scalar.max-concurrent-operations' = '16';
+CREATE MODEL ai_analyze_sentiment
+INPUT (`input` STRING)
+OUTPUT (`content` STRING)
+WITH (
+  'provider' = 'qwen',
+  'endpoint' = '${QWEN_ENDPOINT}',
+  'api-key' = '${DASHSCOPE_API_KEY}',
+  'model' = 'qwen-turbo',
+  'system-prompt' = 'Classify the text below into one of the following labels: [positive, negative, neutral, mixed]. Output only the label.'
+);
+CREATE MODEL embed INPUT (`input` STRING) OUTPUT (`embedding` ARRAY<FLOAT>) WITH (
+  'provider' = 'qwen', 'endpoint' = '${QWEN_ENDPOINT}/embeddings',
+  'api-key' = '${DASHSCOPE_API_KEY}', 'model' = 'text-embedding-v4', 'dimension' = '3');
+"""
+
+
+def run_like_the_sql_client(t_env, init_sql: str) -> None:
+    for statement in sqltext.split_statements(init_sql):
+        pair = sqltext.parse_set(statement.text) if sqltext.statement_kind(
+            statement.text) == "set" else None
+        if pair:
+            t_env.get_config().set(*pair)
+        else:
+            t_env.execute_sql(statement.text)
+
+
+def test_generated_files_run_model_queries(t_env, server, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("QWEN_ENDPOINT", server.dashscope_base_url)
+    monkeypatch.setenv("DASHSCOPE_API_KEY", TEST_KEY)
+    generated = generate(MODELS, tmp_path / "client")
+    assert generated.functions == ("ai_analyze_sentiment", "embed")
+    init_sql = generated.init_sql.read_text(encoding="utf-8")
+    assert TEST_KEY not in init_sql + generated.module.read_text(encoding="utf-8")
+    assert "LANGUAGE PYTHON" in init_sql and "'******'" in init_sql
+
+    server.latency = (0.0, 0.03)
+    # What -pyfs does: the SQL client's Python process imports the file to register the functions
+    # (here: this process, through PyFlink's function factory), and the workers get it too.
+    monkeypatch.syspath_prepend(str(generated.module.parent))
+    t_env.add_python_file(str(generated.module))
+    run_like_the_sql_client(t_env, init_sql)
+    t_env.execute_sql("CREATE TEMPORARY VIEW comments(id, txt) AS SELECT id, CASE WHEN "
+                      "MOD(id, 2) = 0 THEN CONCAT('I love it ', CAST(id AS STRING)) ELSE "
+                      "CONCAT('boring ', CAST(id AS STRING)) END FROM (SELECT CAST(id AS INT) "
+                      "AS id FROM (VALUES (1), (2), (3), (4), (5), (6)) AS v(id))")
+    with t_env.execute_sql(
+            "SELECT t.id, p.content, CARDINALITY(e.embedding) FROM comments AS t "
+            "CROSS JOIN UNNEST(ai_analyze_sentiment(t.txt)) AS p(content) "
+            "CROSS JOIN UNNEST(embed(t.txt)) AS e(embedding)").collect() as results:
+        rows = sorted(tuple(r) for r in results)
+    assert rows == [(i, "positive" if i % 2 == 0 else "negative", 3) for i in range(1, 7)]
+    assert server.wait_idle()
+    assert len(server.completed_requests("/chat/completions")) == 6
+    assert len(server.completed_requests("/embeddings")) == 6
+    with t_env.execute_sql("SHOW MODELS").collect() as results:
+        assert sorted(r[0] for r in results) == ["ai_analyze_sentiment", "embed"]
+
+
+def test_generator_refuses_other_statements_and_bad_models(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("QWEN_ENDPOINT", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("DASHSCOPE_API_KEY", TEST_KEY)
+    with pytest.raises(ConfigurationError, match=r"statement 3 \(line 13\): only CREATE MODEL and SET"):
+        generate(MODELS.replace("CREATE MODEL embed", "CREATE VIEW v AS SELECT 1;\nCREATE MODEL e"),
+                 tmp_path)
+    with pytest.raises(ConfigurationError, match="unknown option 'temprature'"):
+        generate(MODELS.replace("'dimension' = '3'", "'temprature' = '3'"), tmp_path)
+    monkeypatch.delenv("DASHSCOPE_API_KEY")
+    with pytest.raises(ConfigurationError, match="DASHSCOPE_API_KEY is not set"):
+        generate(MODELS, tmp_path)
