@@ -3,7 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install demo test test-unit bench clean
+COMPOSE ?= docker compose
+
+.PHONY: install demo test test-unit bench clean compose-config compose-up compose-submit \
+	compose-sql-client compose-down
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +30,24 @@ test-unit: install
 ## Throughput benchmark (prints figures; not part of the tests).
 bench: install
 	$(PY) bench/chat_throughput.py
+
+## docker-compose: a Flink 2.3 cluster with the package (needs a Docker engine).
+compose-config:
+	$(COMPOSE) -f docker-compose.yml config --quiet
+
+compose-up:
+	$(COMPOSE) up -d --build
+
+compose-submit:
+	$(COMPOSE) exec jobmanager flink-ml-predict run \
+		/opt/flink-ml-predict/sql/seed_002_bailian_sentiment.sql --jobmanager jobmanager:8081
+	$(COMPOSE) logs taskmanager | grep -F '+I['
+
+compose-sql-client:
+	$(COMPOSE) run --rm sql-client
+
+compose-down:
+	$(COMPOSE) --profile client down --remove-orphans
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,6 +1,7 @@
 """The ``flink-ml-predict`` command.
 
-``flink-ml-predict run SCRIPT.sql``   runs a SQL script on the embedded mini-cluster.
+``flink-ml-predict run SCRIPT.sql``   runs a SQL script on the embedded mini-cluster
+                                      (``--jobmanager HOST:PORT``: on a running cluster).
 ``flink-ml-predict demo``             runs the seed sentiment example: against DashScope/Bailian
                                       when DASHSCOPE_API_KEY is set, OpenAI when OPENAI_API_KEY is
                                       set, otherwise against the local stand-in server.
@@ -53,7 +54,8 @@ def _run_script(path: Path, args: argparse.Namespace, environ: dict[str, str] | 
         return 2
     try:
         t_env = create_table_environment(batch=args.batch, parallelism=args.parallelism,
-                                         config=_parse_definitions(args.define))
+                                         config=_parse_definitions(args.define),
+                                         jobmanager=getattr(args, "jobmanager", None))
         ScriptRunner(t_env, environ=environ).run(script)
     except FlinkMlPredictError as exc:
         print(f"error: {path.name}: {exc}", file=sys.stderr)
@@ -121,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run a SQL script on the embedded mini-cluster")
     run.add_argument("script", type=Path, help="the SQL script")
+    run.add_argument("--jobmanager", metavar="HOST:PORT", default=None,
+                     help="run on the cluster whose REST endpoint is HOST:PORT (default: the "
+                     "embedded mini-cluster)")
     job_options(run)
 
     demo = commands.add_parser("demo", help="run the seed sentiment example")

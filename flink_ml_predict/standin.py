@@ -48,7 +48,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from typing import Any
 from urllib.parse import urlsplit
 
 __all__ = [
@@ -853,7 +853,7 @@ class StandInServer:
 
     # ---- lifecycle --------------------------------------------------------------------------
 
-    def start(self) -> Self:
+    def start(self) -> StandInServer:
         """Bind, serve in a daemon thread and return ``self``."""
         if self._httpd is not None:
             raise RuntimeError("the stand-in server is already running")
@@ -888,7 +888,7 @@ class StandInServer:
         self._httpd = None
         self._thread = None
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> StandInServer:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
