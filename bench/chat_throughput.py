@@ -105,8 +105,9 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=64)
     args = parser.parse_args()
     ideal = args.rows * args.latency / args.concurrency
+    limit = f"ideal {ideal:.1f}s ({args.rows / ideal:.0f} rows/s)" if ideal else "no latency"
     print(f"# {args.rows} rows, {args.latency * 1000:.0f} ms latency, {args.concurrency} in flight;"
-          f" ideal {ideal:.1f}s ({args.rows / ideal:.0f} rows/s)")
+          f" {limit}")
     print("what,rows,seconds,rows_per_s,max_in_flight")
     port = _free_port()
     server = _start_server(port, args.latency)

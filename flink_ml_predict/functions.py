@@ -9,6 +9,7 @@ rows for a skipped or dropped input, n rows for n choices), which the rewritten 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from pyflink.common import Row
@@ -23,6 +24,7 @@ from .runtime.metrics import Metrics
 from .runtime.predictor import CallSettings, Predictor
 
 install_async_row_copy_guard()
+_LOGGER = logging.getLogger(__name__)
 
 
 def _value_type(spec: ModelSpec) -> DataType:
@@ -76,7 +78,17 @@ class AsyncModelFunction(_ModelFunction, AsyncScalarFunction):
         return self._rows(await self._predictor.predict(text))
 
     def close(self) -> None:
-        self._predictor = None  # its loop is PyFlink's and is already stopped
+        # PyFlink stops its event loop before close(); release the connection pool on a fresh
+        # loop, so restarts in a long-lived worker process do not pile up pools.
+        predictor, self._predictor = self._predictor, None
+        if predictor is not None:
+            loop = asyncio.new_event_loop()
+            try:
+                loop.run_until_complete(predictor.aclose())
+            except Exception:  # noqa: BLE001 - sockets bound to the stopped loop; GC closes them
+                _LOGGER.debug("closing the HTTP client of %s failed", self.spec.name, exc_info=True)
+            finally:
+                loop.close()
 
 
 class SyncModelFunction(_ModelFunction, ScalarFunction):

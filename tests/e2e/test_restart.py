@@ -1,0 +1,208 @@
+"""No row lost and none duplicated when the model server goes away and Flink restarts the job.
+
+A checkpointed streaming job (datagen -> ML_PREDICT under FAILOVER -> exactly-once filesystem
+sink) runs against a server on 127.0.0.1. Once the server has answered a share of the rows and a
+checkpoint has committed sink files, the server is stopped (in-flight requests cut, new connections
+refused): the job fails and Flink's fixed-delay restart strategy restarts it from the last
+checkpoint. Once Flink has recorded that failure, a new server comes up on the same port, and the
+job must finish with every input id in the committed sink files exactly once, each with its own
+answer.
+
+Evidence that the outage was noticed comes from the job's own REST API (the embedded
+mini-cluster's, on a port chosen here, alive only while the job runs): the exception history holds
+our FAILOVER message, the job went through RESTARTING and back to RUNNING, and it restored a
+checkpoint; the second server must also have been asked for rows.
+
+Found on the way: with a row format (json, csv) the streaming filesystem sink does not roll its
+part file on checkpoints unless the file is older than 'sink.rolling-policy.rollover-interval'
+(30 min by default), so nothing is committed before the end of input; hence the 1 s rolling
+policy. At the end of input the final checkpoint commits everything. Checkpoints wait for the
+requests in flight (PyFlink finishes the Python bundle before the barrier).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flink_ml_predict import execute_script
+from flink_ml_predict.standin import StandInServer, default_responder
+from tests.conftest import TEST_KEY, model_ddl
+
+pytestmark = pytest.mark.flink
+
+ROWS = 800
+ROWS_PER_SECOND = 80  # below what one Python worker answers (~100-130 rows/s here): no backlog
+OUTAGE_AFTER = 200  # answers of the first server before it goes away
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Polls `condition` until it returns something truthy; fails the test after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+        pause.wait(0.05)
+
+
+class _CountingResponder:
+    """The default (echo) responder that sets `reached` once it has answered `threshold` rows."""
+
+    def __init__(self, threshold: int) -> None:
+        self.threshold = threshold
+        self.reached = threading.Event()
+        self._lock = threading.Lock()
+        self._count = 0
+
+    def __call__(self, body: dict[str, Any]) -> str:
+        with self._lock:
+            self._count += 1
+            if self._count >= self.threshold:
+                self.reached.set()
+        return default_responder(body)
+
+    @property
+    def count(self) -> int:
+        with self._lock:
+            return self._count
+
+
+def _committed_files(directory: Path) -> list[Path]:
+    """Finished part files: Flink's in-progress and pending files are hidden ('.part-...')."""
+    if not directory.exists():
+        return []
+    return [p for p in directory.rglob("*") if p.is_file()
+            and not any(part.startswith(".") for part in p.relative_to(directory).parts)]
+
+
+def _job_ended(client: Any) -> bool:
+    """Whether the job reached a terminal state (its per-job mini-cluster may already be gone)."""
+    try:
+        return bool(client.get_job_status().result().is_globally_terminal_state())
+    except Exception:  # noqa: BLE001 - py4j: the mini-cluster shut down with the finished job
+        return True
+
+
+def _rest(port: int, path: str) -> Any:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+        return json.load(response)
+
+
+def _failures(port: int, job_id: str) -> list[str]:
+    """The root exceptions in the job's exception history (empty if the REST call fails)."""
+    try:
+        history = _rest(port, f"/jobs/{job_id}/exceptions")
+    except (OSError, ValueError):  # not listening yet, or already gone with the job
+        return []
+    entries = history.get("exceptionHistory", {}).get("entries", [])
+    return [entry.get("stacktrace") or entry.get("exceptionName") or "" for entry in entries]
+
+
+def test_no_row_is_lost_or_duplicated_across_a_restart(t_env, tmp_path: Path) -> None:
+    started = time.monotonic()
+    first = _CountingResponder(OUTAGE_AFTER)
+    second = _CountingResponder(1)
+    server = StandInServer(api_key=TEST_KEY, responder=first).start()
+    port = server.port
+    restarted: StandInServer | None = None
+    client = None
+    rest_port = _free_port()
+    sink = tmp_path / "sink"
+    # The REST API answers from a cache (3 s by default): with a stale job graph the job can look
+    # RESTARTING after the restarted job already reached the second server, so no cache here.
+    script = f"""
+        SET 'rest.bind-address' = '127.0.0.1';
+        SET 'rest.bind-port' = '{rest_port}';
+        SET 'rest.cache.execution-graph.timeout' = '0 ms';
+        SET 'rest.cache.checkpoint-statistics.timeout' = '0 ms';
+        SET 'execution.checkpointing.interval' = '1s';
+        SET 'execution.checkpointing.mode' = 'EXACTLY_ONCE';
+        SET 'restart-strategy.type' = 'fixed-delay';
+        SET 'restart-strategy.fixed-delay.attempts' = '20';
+        SET 'restart-strategy.fixed-delay.delay' = '1s';
+        {model_ddl("m", server.base_url, error_handling_strategy="FAILOVER")};
+        CREATE TEMPORARY TABLE ids (id BIGINT) WITH (
+          'connector' = 'datagen', 'fields.id.kind' = 'sequence', 'fields.id.start' = '1',
+          'fields.id.end' = '{ROWS}', 'rows-per-second' = '{ROWS_PER_SECOND}');
+        CREATE TEMPORARY VIEW src AS SELECT id, CONCAT('text-', CAST(id AS STRING)) AS txt FROM ids;
+        CREATE TEMPORARY TABLE sink (id BIGINT, txt STRING, content STRING) WITH (
+          'connector' = 'filesystem', 'path' = '{sink.as_uri()}', 'format' = 'json',
+          'sink.rolling-policy.rollover-interval' = '1s',
+          'sink.rolling-policy.check-interval' = '1s');
+        INSERT INTO sink
+        SELECT id, txt, content FROM ML_PREDICT(TABLE src, MODEL m, DESCRIPTOR(txt));
+    """
+    try:
+        result = execute_script(t_env, script, wait=False)[-1]
+        client = result.get_job_client()
+        job_id = str(client.get_job_id())
+
+        # The outage starts once the server has answered some rows AND a checkpoint has been
+        # committed, so that the job restarts from a checkpoint rather than from scratch.
+        assert first.reached.wait(120), f"only {first.count} requests reached the server"
+        _wait_until(lambda: _committed_files(sink), 60, "a checkpoint to commit sink files")
+        answered_before_outage = first.count
+        server.stop()  # cuts the requests in flight; new connections are refused
+        outage_started = time.monotonic()
+
+        # Down until Flink has recorded the failure the outage caused (it then restarts the job).
+        def failed() -> list[str]:
+            found = _failures(rest_port, job_id)
+            if not found and _job_ended(client):
+                pytest.fail("the job ended without failing on the refused connections "
+                            f"({first.count} answers before the outage, {ROWS} rows)")
+            return found
+
+        failures = _wait_until(failed, 60, "the job to fail on the refused connections "
+                                           f"(exception history at 127.0.0.1:{rest_port})")
+        restarted = StandInServer(port=port, api_key=TEST_KEY, responder=second).start()
+        outage = time.monotonic() - outage_started
+        assert second.reached.wait(60), "the restarted job never reached the new server"
+        # Job status timestamps: when the job last entered each state (0 = never).
+        states = _rest(rest_port, f"/jobs/{job_id}")["timestamps"]
+        checkpoints = _rest(rest_port, f"/jobs/{job_id}/checkpoints")["counts"]
+        result.wait()
+    finally:
+        if client is not None and not _job_ended(client):
+            client.cancel()  # a failed test leaves no job running in this process's JVM
+        server.stop()
+        if restarted is not None:
+            restarted.stop()
+
+    rows = [json.loads(line) for path in _committed_files(sink)
+            for line in path.read_text().splitlines() if line.strip()]
+    counts = Counter(row["id"] for row in rows)
+    assert sorted(counts) == list(range(1, ROWS + 1)), (
+        f"missing ids: {sorted(set(range(1, ROWS + 1)) - set(counts))[:20]}")
+    assert [i for i, n in counts.items() if n > 1] == []
+    assert [r for r in rows if r["txt"] != f"text-{r['id']}" or r["content"] != r["txt"]] == []
+
+    # The outage was noticed: the job failed with our FAILOVER message and was restarted.
+    assert any("ML_PREDICT with model m failed (error-handling-strategy FAILOVER)" in f
+               and "connection error" in f for f in failures), failures[:1]
+    assert second.count > 0
+    assert 0 < states["RESTARTING"] < states["RUNNING"], states  # restarted, then ran again
+    assert checkpoints["restored"] >= 1, checkpoints  # from a checkpoint, not from scratch
+    print(f"\nrestart test: {len(failures)} failure(s), {checkpoints}, "
+          f"outage {outage:.1f}s after {answered_before_outage} answers; first server "
+          f"{first.count}, second {second.count} ({first.count + second.count - ROWS} replayed); "
+          f"{len(_committed_files(sink))} files; {time.monotonic() - started:.1f}s")
