@@ -23,6 +23,7 @@ _LOGGER = logging.getLogger(__name__)
 
 # What can succeed when sent again (as openai-python's own _should_retry decides).
 RETRYABLE_STATUS = frozenset({408, 409, 429})
+MIN_CONNECT_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,7 @@ class AsyncModelClient:
                 model=self._spec.model,
                 messages=[{"role": "system", "content": self._system_prompt},
                           {"role": "user", "content": text}],
-                timeout=timeout,
+                timeout=request_timeout(timeout),
                 extra_body=self._extra_body,
                 **self._fields,
             )
@@ -190,7 +191,7 @@ class AsyncModelClient:
                 model=self._spec.model,
                 input=texts,
                 encoding_format="float",  # DashScope documents only float
-                timeout=timeout,
+                timeout=request_timeout(timeout),
                 extra_body=self._extra_body,
                 **self._fields,
             )
@@ -207,13 +208,24 @@ class AsyncModelClient:
         await self._client.close()
 
 
-def _http_client(max_connections: int) -> Any:
-    """The SDK's default async HTTP client with a pool as large as the operator's concurrency."""
-    try:  # the transport the installed openai SDK is built on
+def _httpx() -> Any:
+    """The httpx module the installed openai SDK is built on."""
+    try:
         import httpx2 as httpx
     except ImportError:  # openai < 3
         import httpx  # type: ignore[no-redef]
+    return httpx
 
+
+def _http_client(max_connections: int) -> Any:
+    """The SDK's default async HTTP client with a pool as large as the operator's concurrency."""
     size = max(max_connections, 10)
     return openai.DefaultAsyncHttpxClient(
-        limits=httpx.Limits(max_connections=size, max_keepalive_connections=size))
+        limits=_httpx().Limits(max_connections=size, max_keepalive_connections=size))
+
+
+def request_timeout(seconds: float) -> Any:
+    """The SDK timeout of one attempt: `seconds` for the model's read and write; connecting gets at
+    least MIN_CONNECT_TIMEOUT_S and waiting for a pooled connection is not limited, so a busy event
+    loop in the worker is not charged to the model (the predictor bounds the whole attempt)."""
+    return _httpx().Timeout(seconds, connect=max(seconds, MIN_CONNECT_TIMEOUT_S), pool=None)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import options as opts
-from ..errors import ModelCallError
+from ..errors import ModelCallError, RetryableModelCallError
 from ..model import ERROR_STRING, HTTP_HEADERS_MAP, HTTP_STATUS_CODE, VALUE, ModelSpec
 from .client import AsyncModelClient, Usage
 from .metrics import Metrics
@@ -103,6 +103,7 @@ class Predictor:
         self._log_null = _Sampled()
         self._log_overflow = _Sampled()
         self._log_dropped = _Sampled()
+        self._log_retry = _Sampled()
 
     @property
     def metrics(self) -> Metrics:
@@ -149,22 +150,31 @@ class Predictor:
 
     async def _attempt(self, text: str, deadline: float) -> tuple[list[Any], Usage]:
         client = self._get_client()
-        timeout = min(self._spec.get(opts.REQUEST_TIMEOUT), max(deadline - time.monotonic(), 0.001))
+        remaining = max(deadline - time.monotonic(), 0.001)
+        timeout = min(self._spec.get(opts.REQUEST_TIMEOUT), remaining)
         self._metrics.inc("requests")
         started = time.monotonic()
         self._metrics.in_flight += 1
         try:
-            if self._spec.task == opts.CHAT:
-                chat = await client.chat(text, timeout)
-                return list(chat.contents), chat.usage
-            embedding = await self._embed_one(client, text, timeout)
-            return [embedding[0]], embedding[1]
+            # The whole attempt (connecting and queueing included) ends with the row's budget.
+            return await asyncio.wait_for(self._send(client, text, timeout), remaining)
+        except asyncio.TimeoutError:
+            self._metrics.inc("failures")
+            raise RetryableModelCallError("request timed out") from None
         except ModelCallError:
             self._metrics.inc("failures")
             raise
         finally:
             self._metrics.in_flight -= 1
             self._metrics.observe_latency(time.monotonic() - started)
+
+    async def _send(self, client: AsyncModelClient, text: str,
+                    timeout: float) -> tuple[list[Any], Usage]:
+        if self._spec.task == opts.CHAT:
+            chat = await client.chat(text, timeout)
+            return list(chat.contents), chat.usage
+        vector, usage = await self._embed_one(client, text, timeout)
+        return [vector], usage
 
     async def _embed_one(self, client: AsyncModelClient, text: str,
                          timeout: float) -> tuple[list[float], Usage]:
@@ -174,12 +184,17 @@ class Predictor:
     async def _call(self, text: str) -> tuple[list[Any], Usage]:
         deadline = time.monotonic() + self._settings.row_budget
         retrying = self._policy.to_retrying(
-            budget=self._settings.row_budget, sleep=self._sleep,
-            on_retry=lambda _state: self._metrics.inc("retries"))
+            budget=self._settings.row_budget, sleep=self._sleep, on_retry=self._on_retry)
         async for attempt in retrying:
             with attempt:
                 return await self._attempt(text, deadline)
         raise AssertionError("unreachable: tenacity reraises the last error")
+
+    def _on_retry(self, state: Any) -> None:
+        self._metrics.inc("retries")
+        exc = state.outcome.exception() if state.outcome is not None else None
+        self._log_retry.warning("model %s: attempt %d failed (%s); retrying in %.2fs",
+                                self._spec.name, state.attempt_number, exc, state.upcoming_sleep)
 
     # --- output -------------------------------------------------------------------------------
 

@@ -72,10 +72,10 @@ class RetryPolicy:
 
         def before_sleep(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome is not None else None
-            _LOGGER.warning("attempt %d failed (%s); retrying in %.2fs", state.attempt_number,
-                            exc, state.upcoming_sleep)
+            _LOGGER.debug("attempt %d failed (%s); retrying in %.2fs", state.attempt_number,
+                          exc, state.upcoming_sleep)
             if on_retry is not None:
-                on_retry(state)
+                on_retry(state)  # the caller logs (sampled) and counts
 
         return AsyncRetrying(
             sleep=sleep,

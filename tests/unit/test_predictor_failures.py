@@ -183,3 +183,23 @@ def test_unusual_inputs_go_through_unchanged(server, text) -> None:
     predictor, _ = make_predictor(server)
     assert predict(predictor, text) == [(text,)]
     assert server.requests[0].body["messages"][1]["content"] == text
+
+
+def test_request_timeout_bounds_the_model_not_local_queueing() -> None:
+    from flink_ml_predict.runtime.client import MIN_CONNECT_TIMEOUT_S, request_timeout
+
+    timeout = request_timeout(1.5)
+    assert (timeout.read, timeout.write) == (1.5, 1.5)
+    assert timeout.connect == MIN_CONNECT_TIMEOUT_S and timeout.pool is None
+    assert request_timeout(30.0).connect == 30.0
+
+
+def test_the_whole_attempt_ends_with_the_row_budget(server) -> None:
+    """request-timeout 60 s, operator timeout 2 s -> budget 1 s: the slow answer is cut at the
+    budget (not after 60 s) and the row is labelled, with no retry left."""
+    server.fail_always("a", Fault.slow(10.0))
+    predictor, sleep = make_predictor(server, outputs=METADATA, timeout=2.0,
+                                      request_timeout="60s", retry_fallback_strategy="IGNORE")
+    (row,) = predict(predictor, "a")
+    assert row[1] == "request timed out" and row[2] is None
+    assert attempts(server, "a") == 1 and sleep.delays == []
