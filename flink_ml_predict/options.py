@@ -197,8 +197,9 @@ RETRY_MAX_BACKOFF = ConfigOption(
     "remaining time budget.")
 REQUEST_TIMEOUT = ConfigOption(
     "request-timeout", "Duration", parse_duration, DEFAULT_REQUEST_TIMEOUT_S,
-    description="Timeout of one HTTP request. All attempts of a row also stay inside the "
-    "operator timeout (ML_PREDICT's 'timeout'), so IGNORE never turns into a job failure.")
+    description="How long one request may wait for the model's answer (read/write; connecting "
+    "gets at least 10s). All attempts of a row also end inside the operator timeout "
+    "(ML_PREDICT's 'timeout'), so IGNORE never turns into a job failure.")
 MAX_CONTEXT_SIZE = ConfigOption(
     "max-context-size", "Integer", _number(int, 1, None),
     description="Maximum tokens of the input text; context-overflow-action applies above it.")
