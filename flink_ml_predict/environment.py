@@ -2,8 +2,9 @@
 
 On the mini-cluster PyFlink runs the Python functions in this process ("loopback"). On a cluster
 they run in each TaskManager's Python worker, which needs an interpreter with this package
-installed (``python.executable``); and the cluster's ``lib/`` from the pip distribution has no
-flink-python jar, so it is shipped with the job (``pipeline.jars``), as ``flink run -py`` does.
+installed (``python.executable``, from the cluster's configuration unless given); and the
+cluster's ``lib/`` from the pip distribution has no flink-python jar, so it is shipped with the
+job (``pipeline.jars``), as ``flink run -py`` does.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import ConfigurationError
+
+_WORKER_MODE = "_python_worker_execution_mode"  # read by PyFlink's TableEnvironment._open
 
 
 def flink_python_jar() -> str:
@@ -42,9 +45,8 @@ def remote_settings(jobmanager: str, config: Mapping[str, str]) -> dict[str, str
         "rest.port": port,
         "pipeline.jars": ";".join([*jars, flink_python_jar()]),
     }
-    # The TaskManagers' Python must have flink_ml_predict; by default the interpreter running
-    # this (right for a cluster on this machine). Set python.executable for other hosts.
-    settings.setdefault("python.executable", config.get("python.executable", sys.executable))
+    # The TaskManagers' Python (python.executable) comes from the cluster's configuration unless
+    # given (-D python.executable=...): a path of this machine may not exist on theirs.
     settings["python.client.executable"] = config.get("python.client.executable", sys.executable)
     return settings
 
@@ -67,7 +69,21 @@ def create_table_environment(*, batch: bool = False, parallelism: int | None = N
         options.update(remote_settings(jobmanager, options))
     settings = (EnvironmentSettings.in_batch_mode() if batch
                 else EnvironmentSettings.in_streaming_mode())
-    t_env = TableEnvironment.create(settings)
+    if jobmanager is None:
+        t_env = TableEnvironment.create(settings)
+    else:
+        # PyFlink decides at creation, from the (then local) execution target, to run Python
+        # functions in this process ("loopback"), and the cluster's workers would call back here.
+        # Process mode runs them in the TaskManagers' Python workers, as `flink run -py` does.
+        saved = os.environ.get(_WORKER_MODE)
+        os.environ[_WORKER_MODE] = "process"
+        try:
+            t_env = TableEnvironment.create(settings)
+        finally:
+            if saved is None:
+                os.environ.pop(_WORKER_MODE, None)
+            else:
+                os.environ[_WORKER_MODE] = saved
     table_config = t_env.get_config()
     if parallelism is not None:
         table_config.set("parallelism.default", str(parallelism))

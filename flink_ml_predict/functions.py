@@ -54,6 +54,8 @@ class _ModelFunction:
         self._predictor: Predictor | None = None
 
     def open(self, function_context: FunctionContext) -> None:
+        for name in ("httpx", "httpx2"):  # one INFO line per request would flood worker logs
+            logging.getLogger(name).setLevel(logging.WARNING)
         group = None
         try:
             group = function_context.get_metric_group()
@@ -61,6 +63,11 @@ class _ModelFunction:
             group = None
         self._predictor = Predictor(self.spec, self.settings,
                                     metrics=Metrics(group, self.spec.name))
+
+    def flush_metrics(self) -> None:
+        """Reports pending metric updates; called on the bundle thread."""
+        if self._predictor is not None:
+            self._predictor.metrics.flush()
 
     def is_deterministic(self) -> bool:
         # A model call is not deterministic: the planner must neither fold nor duplicate it.
@@ -100,7 +107,9 @@ class SyncModelFunction(_ModelFunction, ScalarFunction):
 
     def eval(self, text: str | None) -> list[Row]:
         assert self._predictor is not None, "open() was not called"
-        return self._rows(self._loop.run_until_complete(self._predictor.predict(text)))
+        rows = self._rows(self._loop.run_until_complete(self._predictor.predict(text)))
+        self.flush_metrics()  # eval runs on the bundle thread: report right away
+        return rows
 
     def close(self) -> None:
         if self._predictor is not None:

@@ -3,10 +3,16 @@
 Registered under the operator's metric group as ``flink_ml_predict.<model>.<name>``: counters
 requests, failures, retries, rows-skipped, rows-truncated, rows-failed, rows-dropped, tokens-in,
 tokens-out; gauge in-flight; distribution latency-ms.
+
+PyFlink's metrics are Beam metrics, and Beam drops an update made on a thread that is not
+processing a bundle (it finds the metrics container through a thread-local). An async function's
+coroutines run on PyFlink's event-loop thread, so updates are kept here and applied by
+:meth:`Metrics.flush` on the operation's bundle thread (see ``_pyflink_compat``).
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 COUNTERS = ("requests", "failures", "retries", "rows-skipped", "rows-truncated", "rows-failed",
@@ -21,6 +27,9 @@ class Metrics:
         self.in_flight = 0
         self._flink: dict[str, Any] = {}
         self._latency: Any = None
+        self._lock = threading.Lock()
+        self._pending: dict[str, int] = {}
+        self._latencies: list[int] = []
         if group is not None:
             scope = group.add_group("flink_ml_predict").add_group(model or "model")
             self._flink = {name: scope.counter(name) for name in COUNTERS}
@@ -28,14 +37,25 @@ class Metrics:
             self._latency = scope.distribution("latency-ms")
 
     def inc(self, name: str, n: int = 1) -> None:
-        """Adds n to a counter."""
+        """Adds n to a counter (any thread)."""
         if n:
-            self.counts[name] += n
-            counter = self._flink.get(name)
-            if counter is not None:
-                counter.inc(n)
+            with self._lock:
+                self.counts[name] += n
+                if self._flink:
+                    self._pending[name] = self._pending.get(name, 0) + n
 
     def observe_latency(self, seconds: float) -> None:
-        """Records one request's latency."""
+        """Records one request's latency (any thread)."""
         if self._latency is not None:
-            self._latency.update(int(seconds * 1000))
+            with self._lock:
+                self._latencies.append(int(seconds * 1000))
+
+    def flush(self) -> None:
+        """Applies the pending updates to Flink's metrics; call on the bundle thread."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+            latencies, self._latencies = self._latencies, []
+        for name, n in pending.items():
+            self._flink[name].inc(n)
+        for value in latencies:
+            self._latency.update(value)
