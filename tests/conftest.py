@@ -72,10 +72,17 @@ def collect(t_env, query: str) -> list[tuple]:
         return [tuple(row) for row in results]
 
 
+def subprocess_environ(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for a new Python/Flink process: as it was before any in-process job, no
+    provider variables, plus `env`."""
+    environment = {k: v for k, v in _START_ENVIRON.items() if k not in _PROVIDER_VARIABLES}
+    environment.update(env or {})
+    return environment
+
+
 def run_cli(args: list[str], env: Mapping[str, str] | None = None,
             cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     """Runs `flink-ml-predict ARGS` in a new process (its own JVM) and captures its output."""
-    environment = {k: v for k, v in _START_ENVIRON.items() if k not in _PROVIDER_VARIABLES}
-    environment.update(env or {})
     return subprocess.run([sys.executable, "-m", "flink_ml_predict.cli", *args], cwd=cwd,
-                          env=environment, capture_output=True, text=True, timeout=300)
+                          env=subprocess_environ(env), capture_output=True, text=True,
+                          timeout=300)

@@ -40,7 +40,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import _PROVIDER_VARIABLES, _START_ENVIRON, ROOT
+from tests.conftest import ROOT, subprocess_environ
 
 IDENT = "fmp-cluster-test"  # FLINK_IDENT_STRING: part of every pid and log file name
 SLOTS = 2
@@ -77,9 +77,7 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str,
 
 def base_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of the test session before any in-process job, minus provider keys."""
-    environment = {k: v for k, v in _START_ENVIRON.items() if k not in _PROVIDER_VARIABLES}
-    environment.update(extra or {})
-    return environment
+    return subprocess_environ(extra)
 
 
 def _set_option(config: dict[str, Any], key: str, value: Any) -> None:

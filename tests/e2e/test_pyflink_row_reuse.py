@@ -12,7 +12,7 @@ import textwrap
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, subprocess_environ
 
 pytestmark = pytest.mark.flink
 
@@ -46,7 +46,7 @@ PROGRAM = textwrap.dedent("""
 
 def test_async_rows_are_mixed_up_without_the_guard_and_not_with_it() -> None:
     result = subprocess.run([sys.executable, "-c", PROGRAM], cwd=ROOT, capture_output=True,
-                            text=True, timeout=300)
+                            text=True, timeout=300, env=subprocess_environ())
     assert result.returncode == 0, result.stderr
     counts = json.loads(result.stdout.strip().splitlines()[-1])
     assert counts["unguarded"] > 0, "PyFlink no longer reuses rows: the guard may be removed"
