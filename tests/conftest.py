@@ -4,6 +4,7 @@ environment so that no test can reach a real provider."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -62,6 +63,45 @@ def sequence_source(name: str, rows: int, *, prefix: str = "text-") -> str:
             f"'rows-per-second' = '100000');\n"
             f"CREATE TEMPORARY VIEW {name} AS SELECT id, CONCAT('{prefix}', CAST(id AS STRING)) "
             f"AS txt FROM {name}_gen;\n")
+
+
+def committed_files(directory: Path) -> list[Path]:
+    """Finished files of a filesystem sink: in-progress/pending part files ('.part-...') and
+    markers ('_SUCCESS') are hidden."""
+    if not directory.exists():
+        return []
+    return sorted(p for p in directory.rglob("*") if p.is_file() and not any(
+        part.startswith((".", "_")) for part in p.relative_to(directory).parts))
+
+
+def committed_json_rows(directory: Path) -> list[dict]:
+    """The rows of a json filesystem sink's finished files."""
+    return [json.loads(line) for path in committed_files(directory)
+            for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def checkpointed_job(model: str, sink: Path, *, rows: int, rows_per_second: int,
+                     restart_attempts: int) -> str:
+    """SQL of a checkpointed (1 s, exactly-once) job with a fixed-delay restart strategy: a datagen
+    sequence (id, txt='text-<id>') through ML_PREDICT with `model` into a json filesystem sink at
+    `sink` that commits at each checkpoint."""
+    return f"""
+        SET 'execution.checkpointing.interval' = '1s';
+        SET 'execution.checkpointing.mode' = 'EXACTLY_ONCE';
+        SET 'restart-strategy.type' = 'fixed-delay';
+        SET 'restart-strategy.fixed-delay.attempts' = '{restart_attempts}';
+        SET 'restart-strategy.fixed-delay.delay' = '1s';
+        CREATE TEMPORARY TABLE ids (id BIGINT) WITH (
+          'connector' = 'datagen', 'fields.id.kind' = 'sequence', 'fields.id.start' = '1',
+          'fields.id.end' = '{rows}', 'rows-per-second' = '{rows_per_second}');
+        CREATE TEMPORARY VIEW src AS SELECT id, CONCAT('text-', CAST(id AS STRING)) AS txt FROM ids;
+        CREATE TEMPORARY TABLE sink (id BIGINT, txt STRING, content STRING) WITH (
+          'connector' = 'filesystem', 'path' = '{sink.as_uri()}', 'format' = 'json',
+          'sink.rolling-policy.rollover-interval' = '1s',
+          'sink.rolling-policy.check-interval' = '1s');
+        INSERT INTO sink
+        SELECT id, txt, content FROM ML_PREDICT(TABLE src, MODEL {model}, DESCRIPTOR(txt));
+    """
 
 
 def collect(t_env, query: str) -> list[tuple]:

@@ -19,7 +19,6 @@ Metric ids as Flink's REST API shows them (``/jobs/<job>/vertices/<vertex>/metri
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -46,7 +45,15 @@ from tests.cluster.conftest import (
     start_cli,
     wait_until,
 )
-from tests.conftest import ROOT, TEST_KEY, model_ddl, run_cli
+from tests.conftest import (
+    ROOT,
+    TEST_KEY,
+    checkpointed_job,
+    committed_files,
+    committed_json_rows,
+    model_ddl,
+    run_cli,
+)
 from tests.fakes.openai_server import FaultInjectingServer
 
 pytestmark = pytest.mark.cluster
@@ -66,19 +73,6 @@ def _print_rows(cluster: StandaloneCluster, identifier: str) -> list[str]:
     pattern = re.compile(rf"^{re.escape(identifier)}(?::\d+)?> (.*)$")
     return [m.group(1) for line in cluster.taskmanager_stdout().splitlines()
             if (m := pattern.match(line))]
-
-
-def _committed_files(directory: Path) -> list[Path]:
-    """Finished part files: Flink's in-progress and pending files are hidden ('.part-...')."""
-    if not directory.exists():
-        return []
-    return [p for p in directory.rglob("*") if p.is_file()
-            and not any(part.startswith(".") for part in p.relative_to(directory).parts)]
-
-
-def _json_rows(directory: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for path in _committed_files(directory)
-            for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 class _TaskManagerLogs:
@@ -185,7 +179,7 @@ def test_flink_run_example_program(cluster: StandaloneCluster, server: FaultInje
     job = cluster.wait_for_job("sentiment_sink", since, timeout=10)
     assert f"Job has been submitted with JobID {job['jid']}" in result.stdout
     _finished_on_the_cluster(cluster, job["jid"])
-    rows = sorted(_json_rows(out), key=lambda r: r["id"])
+    rows = sorted(committed_json_rows(out), key=lambda r: r["id"])
     assert rows == [
         {"id": 1, "movie_name": "好东西", "predict_label": "positive", "actual_label": "positive"},
         {"id": 2, "movie_name": "水饺皇后", "predict_label": "negative", "actual_label": "negative"},
@@ -316,25 +310,11 @@ RESTART_RPS = 20  # the job reads its input for ~15 s
 def test_no_row_lost_or_duplicated_when_the_taskmanager_is_killed(
         cluster: StandaloneCluster, server: FaultInjectingServer, tmp_path: Path) -> None:
     sink = tmp_path / "sink"
-    script = f"""
-        SET 'parallelism.default' = '1';
-        SET 'execution.checkpointing.interval' = '1s';
-        SET 'execution.checkpointing.mode' = 'EXACTLY_ONCE';
-        SET 'restart-strategy.type' = 'fixed-delay';
-        SET 'restart-strategy.fixed-delay.attempts' = '10';
-        SET 'restart-strategy.fixed-delay.delay' = '1s';
-        {model_ddl("m", server.base_url + "/chat/completions", error_handling_strategy="FAILOVER")};
-        CREATE TEMPORARY TABLE ids (id BIGINT) WITH (
-          'connector' = 'datagen', 'fields.id.kind' = 'sequence', 'fields.id.start' = '1',
-          'fields.id.end' = '{RESTART_ROWS}', 'rows-per-second' = '{RESTART_RPS}');
-        CREATE TEMPORARY VIEW src AS SELECT id, CONCAT('text-', CAST(id AS STRING)) AS txt FROM ids;
-        CREATE TEMPORARY TABLE restart_sink (id BIGINT, txt STRING, content STRING) WITH (
-          'connector' = 'filesystem', 'path' = '{sink.as_uri()}', 'format' = 'json',
-          'sink.rolling-policy.rollover-interval' = '1s',
-          'sink.rolling-policy.check-interval' = '1s');
-        INSERT INTO restart_sink
-        SELECT id, txt, content FROM ML_PREDICT(TABLE src, MODEL m, DESCRIPTOR(txt));
-    """
+    script = (
+        "SET 'parallelism.default' = '1';\n"
+        + model_ddl("m", server.base_url + "/chat/completions", error_handling_strategy="FAILOVER")
+        + ";\n" + checkpointed_job("m", sink, rows=RESTART_ROWS, rows_per_second=RESTART_RPS,
+                                   restart_attempts=10))
     path = _write(tmp_path / "restart.sql", script)
     busy = [j["jid"] for j in cluster.jobs() if j["state"] not in ("FINISHED", "CANCELED", "FAILED")]
     assert busy == [], f"jobs still running on the shared cluster: {busy}"
@@ -347,11 +327,11 @@ def test_no_row_lost_or_duplicated_when_the_taskmanager_is_killed(
     reader = threading.Thread(target=lambda: output.extend(client.stdout), daemon=True)
     reader.start()
     try:
-        job_id = cluster.wait_for_job("restart_sink", since, timeout=120)["jid"]
+        job_id = cluster.wait_for_job("sink", since, timeout=120)["jid"]
 
         def checkpointed() -> bool:
             counts = (cluster.rest_or_none(f"/jobs/{job_id}/checkpoints") or {}).get("counts", {})
-            return counts.get("completed", 0) >= 2 and bool(_committed_files(sink))
+            return counts.get("completed", 0) >= 2 and bool(committed_files(sink))
 
         wait_until(checkpointed, 120, "2 completed checkpoints and committed sink files")
         answered_before = len(server.requests)
@@ -375,7 +355,7 @@ def test_no_row_lost_or_duplicated_when_the_taskmanager_is_killed(
             client.wait()
 
     assert client.returncode == 0, "".join(output)[-3000:]
-    rows = _json_rows(sink)
+    rows = committed_json_rows(sink)
     counts = Counter(row["id"] for row in rows)
     missing = sorted(set(range(1, RESTART_ROWS + 1)) - set(counts))
     assert missing == [], f"{len(missing)} ids missing, e.g. {missing[:20]}"

@@ -12,16 +12,14 @@ the same run at 10,000 rows with the acceptance fault mix.
 from __future__ import annotations
 
 import collections
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from flink_ml_predict import create_table_environment, execute_script
-from tests.conftest import TEST_KEY, model_ddl
+from tests.conftest import TEST_KEY, committed_json_rows, model_ddl
 from tests.fakes.openai_server import FaultInjectingServer, request_key
 
 pytestmark = pytest.mark.flink
@@ -50,12 +48,6 @@ class Run:
 
     rows: list[dict[str, Any]]  # the sink's rows
     outcomes: dict[str, list[str]]  # row text -> outcomes of its requests, in order
-
-
-def _read_sink(directory: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for path in sorted(directory.rglob("*"))
-            if path.is_file() and not path.name.startswith((".", "_"))
-            for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +86,7 @@ def chaos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Run]]:
     outcomes: dict[str, list[str]] = collections.defaultdict(list)
     for request in server.completed_requests("/chat/completions"):
         outcomes[request_key(request.body)].append(request.outcome)
-    yield {strategy: Run(_read_sink(out / strategy.lower()),
+    yield {strategy: Run(committed_json_rows(out / strategy.lower()),
                          {text: tries for text, tries in outcomes.items()
                           if text.startswith(strategy.lower() + "-")})
            for strategy in ("RETRY", "IGNORE")}

@@ -36,7 +36,13 @@ import pytest
 
 from flink_ml_predict import execute_script
 from flink_ml_predict.standin import StandInServer, default_responder
-from tests.conftest import TEST_KEY, model_ddl
+from tests.conftest import (
+    TEST_KEY,
+    checkpointed_job,
+    committed_files,
+    committed_json_rows,
+    model_ddl,
+)
 
 pytestmark = pytest.mark.flink
 
@@ -86,14 +92,6 @@ class _CountingResponder:
             return self._count
 
 
-def _committed_files(directory: Path) -> list[Path]:
-    """Finished part files: Flink's in-progress and pending files are hidden ('.part-...')."""
-    if not directory.exists():
-        return []
-    return [p for p in directory.rglob("*") if p.is_file()
-            and not any(part.startswith(".") for part in p.relative_to(directory).parts)]
-
-
 def _job_ended(client: Any) -> bool:
     """Whether the job reached a terminal state (its per-job mini-cluster may already be gone)."""
     try:
@@ -134,23 +132,9 @@ def test_no_row_is_lost_or_duplicated_across_a_restart(t_env, tmp_path: Path) ->
         SET 'rest.bind-port' = '{rest_port}';
         SET 'rest.cache.execution-graph.timeout' = '0 ms';
         SET 'rest.cache.checkpoint-statistics.timeout' = '0 ms';
-        SET 'execution.checkpointing.interval' = '1s';
-        SET 'execution.checkpointing.mode' = 'EXACTLY_ONCE';
-        SET 'restart-strategy.type' = 'fixed-delay';
-        SET 'restart-strategy.fixed-delay.attempts' = '20';
-        SET 'restart-strategy.fixed-delay.delay' = '1s';
-        {model_ddl("m", server.base_url, error_handling_strategy="FAILOVER")};
-        CREATE TEMPORARY TABLE ids (id BIGINT) WITH (
-          'connector' = 'datagen', 'fields.id.kind' = 'sequence', 'fields.id.start' = '1',
-          'fields.id.end' = '{ROWS}', 'rows-per-second' = '{ROWS_PER_SECOND}');
-        CREATE TEMPORARY VIEW src AS SELECT id, CONCAT('text-', CAST(id AS STRING)) AS txt FROM ids;
-        CREATE TEMPORARY TABLE sink (id BIGINT, txt STRING, content STRING) WITH (
-          'connector' = 'filesystem', 'path' = '{sink.as_uri()}', 'format' = 'json',
-          'sink.rolling-policy.rollover-interval' = '1s',
-          'sink.rolling-policy.check-interval' = '1s');
-        INSERT INTO sink
-        SELECT id, txt, content FROM ML_PREDICT(TABLE src, MODEL m, DESCRIPTOR(txt));
-    """
+    """ + model_ddl("m", server.base_url, error_handling_strategy="FAILOVER") + ";\n" + \
+        checkpointed_job("m", sink, rows=ROWS, rows_per_second=ROWS_PER_SECOND,
+                         restart_attempts=20)
     try:
         result = execute_script(t_env, script, wait=False)[-1]
         client = result.get_job_client()
@@ -159,7 +143,7 @@ def test_no_row_is_lost_or_duplicated_across_a_restart(t_env, tmp_path: Path) ->
         # The outage starts once the server has answered some rows AND a checkpoint has been
         # committed, so that the job restarts from a checkpoint rather than from scratch.
         assert first.reached.wait(120), f"only {first.count} requests reached the server"
-        _wait_until(lambda: _committed_files(sink), 60, "a checkpoint to commit sink files")
+        _wait_until(lambda: committed_files(sink), 60, "a checkpoint to commit sink files")
         answered_before_outage = first.count
         server.stop()  # cuts the requests in flight; new connections are refused
         outage_started = time.monotonic()
@@ -188,8 +172,7 @@ def test_no_row_is_lost_or_duplicated_across_a_restart(t_env, tmp_path: Path) ->
         if restarted is not None:
             restarted.stop()
 
-    rows = [json.loads(line) for path in _committed_files(sink)
-            for line in path.read_text().splitlines() if line.strip()]
+    rows = committed_json_rows(sink)
     counts = Counter(row["id"] for row in rows)
     assert sorted(counts) == list(range(1, ROWS + 1)), (
         f"missing ids: {sorted(set(range(1, ROWS + 1)) - set(counts))[:20]}")
@@ -205,4 +188,4 @@ def test_no_row_is_lost_or_duplicated_across_a_restart(t_env, tmp_path: Path) ->
     print(f"\nrestart test: {len(failures)} failure(s), {checkpoints}, "
           f"outage {outage:.1f}s after {answered_before_outage} answers; first server "
           f"{first.count}, second {second.count} ({first.count + second.count - ROWS} replayed); "
-          f"{len(_committed_files(sink))} files; {time.monotonic() - started:.1f}s")
+          f"{len(committed_files(sink))} files; {time.monotonic() - started:.1f}s")
