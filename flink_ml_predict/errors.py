@@ -10,6 +10,7 @@ Tree::
     +-- ModelCallError                  a request to the model service failed at run time
         +-- RetryableModelCallError     may succeed later (408/409/429/5xx, connection, timeout)
         +-- PermanentModelCallError     will not succeed by retrying (400/401/403/404, bad response)
+            +-- AnswerFormatError       a structured answer that does not fit the OUTPUT columns
 
 Every message that concerns a statement names it (``statement 3 (line 12)``) and the option or
 column at fault; no message ever contains an api-key.
@@ -71,3 +72,8 @@ class RetryableModelCallError(ModelCallError):
 
 class PermanentModelCallError(ModelCallError):
     """A failure that sending the same request again will not fix."""
+
+
+class AnswerFormatError(PermanentModelCallError):
+    """A structured answer that stayed invalid JSON, or did not fit the OUTPUT columns, after the
+    re-asks (``output-retry-num``); the message gives the reason and the start of the answer."""

@@ -17,32 +17,25 @@ from pyflink.table import DataTypes
 from pyflink.table.types import DataType
 from pyflink.table.udf import AsyncScalarFunction, FunctionContext, ScalarFunction, udf
 
-from . import options as opts
 from ._pyflink_compat import install_async_row_copy_guard
-from .model import ERROR_STRING, HTTP_HEADERS_MAP, HTTP_STATUS_CODE, ModelSpec
+from .datatypes import to_data_type
+from .model import CallSettings, ModelSpec
 from .runtime.metrics import Metrics
-from .runtime.predictor import CallSettings, Predictor
+from .runtime.predictor import Predictor
 
 install_async_row_copy_guard()
 _LOGGER = logging.getLogger(__name__)
 
 
-def _value_type(spec: ModelSpec) -> DataType:
-    return DataTypes.STRING() if spec.task == opts.CHAT else DataTypes.ARRAY(DataTypes.FLOAT())
-
-
-_METADATA_TYPES = {
-    ERROR_STRING: DataTypes.STRING(),
-    HTTP_STATUS_CODE: DataTypes.INT(),
-    HTTP_HEADERS_MAP: DataTypes.MAP(DataTypes.STRING(), DataTypes.ARRAY(DataTypes.STRING())),
-}
-
-
 def result_type(spec: ModelSpec) -> DataType:
     """ARRAY<ROW<...>> with one field per OUTPUT column, in declared order."""
-    fields = [DataTypes.FIELD(c.name, _METADATA_TYPES.get(c.role) or _value_type(spec))
-              for c in spec.outputs]
-    return DataTypes.ARRAY(DataTypes.ROW(fields))
+    return DataTypes.ARRAY(DataTypes.ROW(
+        [DataTypes.FIELD(c.name, to_data_type(c.type)) for c in spec.outputs.columns]))
+
+
+def input_types(spec: ModelSpec) -> list[DataType]:
+    """The argument types of the function: one per INPUT column."""
+    return [to_data_type(c.type) for c in spec.inputs]
 
 
 class _ModelFunction:
@@ -80,9 +73,9 @@ class _ModelFunction:
 class AsyncModelFunction(_ModelFunction, AsyncScalarFunction):
     """Async scalar function: many rows in flight, bounded by Flink's operator capacity."""
 
-    async def eval(self, text: str | None) -> list[Row]:
+    async def eval(self, *values: Any) -> list[Row]:
         assert self._predictor is not None, "open() was not called"
-        return self._rows(await self._predictor.predict(text))
+        return self._rows(await self._predictor.predict(*values))
 
     def close(self) -> None:
         # PyFlink stops its event loop before close(); release the connection pool on a fresh
@@ -105,9 +98,9 @@ class SyncModelFunction(_ModelFunction, ScalarFunction):
         super().open(function_context)
         self._loop = asyncio.new_event_loop()
 
-    def eval(self, text: str | None) -> list[Row]:
+    def eval(self, *values: Any) -> list[Row]:
         assert self._predictor is not None, "open() was not called"
-        rows = self._rows(self._loop.run_until_complete(self._predictor.predict(text)))
+        rows = self._rows(self._loop.run_until_complete(self._predictor.predict(*values)))
         self.flush_metrics()  # eval runs on the bundle thread: report right away
         return rows
 
@@ -121,5 +114,5 @@ class SyncModelFunction(_ModelFunction, ScalarFunction):
 def make_udf(spec: ModelSpec, settings: CallSettings) -> Any:
     """The PyFlink user-defined function for one ML_PREDICT call site."""
     cls = AsyncModelFunction if settings.asynchronous else SyncModelFunction
-    return udf(cls(spec, settings), input_types=[DataTypes.STRING()],
+    return udf(cls(spec, settings), input_types=input_types(spec),
                result_type=result_type(spec), deterministic=False)

@@ -1,34 +1,32 @@
 """A validated model definition: CREATE MODEL (or options from Python) -> :class:`ModelSpec`.
 
 Pure: no network, no Flink. Everything wrong with a model definition is found here, before a job
-starts, and reported with the statement, the model and the option or column at fault.
+starts, and reported with the statement, the model and the option or column at fault. The spec
+is the one typed description of a model that everything else is derived from: the DDL checks,
+the JSON Schema of a structured answer, the PyFlink types of the function and its rows.
 """
 
 from __future__ import annotations
 
 import difflib
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
 from . import options as opts
+from .columns import InputColumn, OutputSchema, classify_outputs
 from .errors import ModelDefinitionError
+from .options import OutputFormat, OverflowAction, Strategy, Task
+from .prompt import PromptBuilder, PromptTemplate
 from .providers import PROVIDERS, Provider
+from .structured import StructuredOutput
+from .types import parse_column_type
 
-VALUE = "value"
-ERROR_STRING = "error-string"
-HTTP_STATUS_CODE = "http-status-code"
-HTTP_HEADERS_MAP = "http-headers-map"
-# Metadata columns of seed 003 and their canonical types.
-METADATA_TYPES = {
-    ERROR_STRING: "STRING",
-    HTTP_STATUS_CODE: "INT",
-    HTTP_HEADERS_MAP: "MAP<STRING,ARRAY<STRING>>",
-}
-_TASK_OUTPUT_TYPE = {opts.CHAT: "STRING", opts.EMBEDDINGS: "ARRAY<FLOAT>"}
-_ENDPOINT_SUFFIX = {"/chat/completions": opts.CHAT, "/embeddings": opts.EMBEDDINGS}
+MASK = "******"
+DEFAULT_MAX_CONCURRENT = 10
+DEFAULT_OPERATOR_TIMEOUT_S = 180.0
+_ENDPOINT_SUFFIX = {"/chat/completions": Task.CHAT, "/embeddings": Task.EMBEDDINGS}
 
 
 class Secret:
@@ -44,7 +42,7 @@ class Secret:
         return self._value
 
     def __repr__(self) -> str:
-        return "Secret('******')"
+        return f"Secret('{MASK}')"
 
     __str__ = __repr__
 
@@ -58,24 +56,92 @@ class Secret:
         return (Secret, (self._value,))
 
 
-MASK = "******"
-
-
 @dataclass(frozen=True)
 class Column:
-    """A column of INPUT or OUTPUT: its name and its type text as declared."""
+    """A column of INPUT or OUTPUT as declared: name, type text and COMMENT."""
 
     name: str
     type: str
+    comment: str | None = None
 
 
 @dataclass(frozen=True)
-class OutputColumn:
-    """An OUTPUT column and its role: the model's value or one of the metadata columns."""
+class Connection:
+    """Where and how requests go: base URL, key and the timeout of one request."""
 
-    name: str
-    type: str
-    role: str
+    base_url: str
+    api_key: Secret
+    request_timeout: float
+
+
+@dataclass(frozen=True)
+class FailurePolicy:
+    """What happens when a request fails.
+
+    Attributes:
+        strategy: error-handling-strategy.
+        fallback: what a row that still fails gets: FAILOVER or IGNORE (RETRY's
+            retry-fallback-strategy, otherwise the strategy itself).
+        max_retries: retries of one request (0 unless RETRY).
+        initial_backoff: first backoff, seconds.
+        max_backoff: largest backoff we choose, seconds.
+        output_retries: re-asks of a structured answer that does not fit the OUTPUT columns.
+    """
+
+    strategy: Strategy
+    fallback: Strategy
+    max_retries: int
+    initial_backoff: float
+    max_backoff: float
+    output_retries: int = 0
+
+
+@dataclass(frozen=True)
+class ContextLimit:
+    """max-context-size and context-overflow-action."""
+
+    max_tokens: int
+    action: OverflowAction
+
+
+@dataclass(frozen=True)
+class ChatSettings:
+    """How a chat request is built.
+
+    Attributes:
+        system_prompt: the system message.
+        prompt: builds the user message from the INPUT values.
+        body: OpenAI request fields (temperature, top_p, stop, max_tokens, n, ...).
+        extra_body: provider-only request fields (DashScope's top_k, ...).
+        response_format: the response_format field of a plain model ('text', 'json_object').
+        structured: the schema and validator of a structured answer (None for plain text).
+        output_format: how a structured model asks for JSON.
+    """
+
+    system_prompt: str
+    prompt: PromptBuilder
+    body: dict[str, Any] = field(default_factory=dict)
+    extra_body: dict[str, Any] = field(default_factory=dict)
+    response_format: str | None = None
+    structured: StructuredOutput | None = None
+    output_format: OutputFormat = OutputFormat.JSON_SCHEMA
+
+
+@dataclass(frozen=True)
+class EmbeddingSettings:
+    """How an embeddings request is built.
+
+    Attributes:
+        body: OpenAI request fields (dimensions).
+        extra_body: provider-only request fields.
+        dimension: the vector length asked for, if any.
+        max_input_tokens: embeddings max-tokens: longer input is cut at its tail.
+    """
+
+    body: dict[str, Any] = field(default_factory=dict)
+    extra_body: dict[str, Any] = field(default_factory=dict)
+    dimension: int | None = None
+    max_input_tokens: int | None = None
 
 
 @dataclass(frozen=True)
@@ -85,61 +151,69 @@ class ModelSpec:
     Attributes:
         name: the model's name in SQL.
         provider: the provider description.
-        task: 'chat' or 'embeddings'.
-        base_url: the OpenAI-style base URL (endpoint without /chat/completions or /embeddings).
-        api_key: the key, masked everywhere except in the HTTP header.
+        task: chat or embeddings.
         model: the provider's model name.
-        input_column: the INPUT column.
-        outputs: the OUTPUT columns in declared order, each with its role.
-        values: typed values of every option given (aliases resolved to keys).
+        connection: base URL, key, request timeout.
+        inputs: the INPUT columns, in order (DESCRIPTOR columns map to them by position).
+        outputs: the OUTPUT columns with their roles.
+        failure: strategy, retries and backoff.
+        context: the input token limit, if any.
+        chat: request settings of a chat model (None for embeddings).
+        embedding: request settings of an embeddings model (None for chat).
+        options: the typed value of every option given (aliases resolved), for reference.
     """
 
     name: str
     provider: Provider
-    task: str
-    base_url: str
-    api_key: Secret
+    task: Task
     model: str
-    input_column: Column
-    outputs: tuple[OutputColumn, ...]
-    values: Mapping[str, Any] = field(default_factory=dict)
-
-    def get(self, option: opts.ConfigOption) -> Any:
-        """The option's value, or its default when it was not given."""
-        return self.values.get(option.key, option.default)
+    connection: Connection
+    inputs: tuple[InputColumn, ...]
+    outputs: OutputSchema
+    failure: FailurePolicy
+    context: ContextLimit | None = None
+    chat: ChatSettings | None = None
+    embedding: EmbeddingSettings | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     @property
-    def value_column(self) -> OutputColumn:
-        """The OUTPUT column that receives the model's answer."""
-        return next(c for c in self.outputs if c.role == VALUE)
+    def base_url(self) -> str:
+        """The OpenAI-style base URL."""
+        return self.connection.base_url
 
-    def request_fields(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(standard OpenAI fields, provider-only fields for the request body) from the options."""
-        standard: dict[str, Any] = {}
-        extra: dict[str, Any] = {}
-        for option in opts.OPTIONS:
-            if option.request_field is None or option.key not in self.values:
-                continue
-            if not option.applies_to(self.task, self.provider.name):
-                continue
-            target = extra if option.providers else standard
-            value = self.values[option.key]
-            target[option.request_field] = list(value) if isinstance(value, tuple) else value
-        return standard, extra
+    @property
+    def api_key(self) -> Secret:
+        """The key, masked everywhere except in the HTTP header."""
+        return self.connection.api_key
+
+    @property
+    def prompt(self) -> PromptBuilder:
+        """Builds the text sent for a row (chat: the user message; embeddings: the input)."""
+        return self.chat.prompt if self.chat is not None else PromptBuilder(self.inputs)
 
 
-def _normalise_type(type_text: str) -> str:
-    """Upper-case type text without spaces or NULL constraints, VARCHAR/INTEGER folded."""
-    text = re.sub(r"\s+", " ", type_text.strip().upper())
-    text = re.sub(r"\bNOT NULL\b|\bNULL\b", "", text)
-    text = re.sub(r"\s+", "", text)
-    text = re.sub(r"\bVARCHAR\(2147483647\)|\bVARCHAR\b(?!\()", "STRING", text)
-    return text.replace("INTEGER", "INT")
+@dataclass(frozen=True)
+class CallSettings:
+    """How Flink runs one ML_PREDICT call (its CONFIG map, defaults from the table config).
 
+    Attributes:
+        asynchronous: async scalar function (True) or a synchronous one.
+        max_concurrent: requests in flight per parallel instance (Flink's capacity).
+        timeout: Flink's operator timeout for one row, in seconds.
+        ordered: ORDERED output; PyFlink's async scalar operator always emits in order.
+    """
 
-def _is_string_type(type_text: str) -> bool:
-    norm = _normalise_type(type_text)
-    return norm == "STRING" or bool(re.fullmatch(r"(VAR)?CHAR\(\d+\)", norm))
+    asynchronous: bool = True
+    max_concurrent: int = DEFAULT_MAX_CONCURRENT
+    timeout: float = DEFAULT_OPERATOR_TIMEOUT_S
+    ordered: bool = True
+
+    @property
+    def row_budget(self) -> float:
+        """Seconds a row may spend on attempts and waits: inside the operator timeout, with a margin
+        so that a row given up under IGNORE is emitted before Flink's timeout fails the job."""
+        margin = min(max(1.0, 0.1 * self.timeout), 0.5 * self.timeout)
+        return self.timeout - margin
 
 
 class _Context:
@@ -152,7 +226,7 @@ class _Context:
         return ModelDefinitionError(f"{self.prefix}: {message}")
 
 
-def _split_endpoint(ctx: _Context, endpoint: str) -> tuple[str, str | None]:
+def _split_endpoint(ctx: _Context, endpoint: str) -> tuple[str, Task | None]:
     """(base URL, task named by the path or None)."""
     parsed = urlparse(endpoint.strip())
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
@@ -166,40 +240,6 @@ def _split_endpoint(ctx: _Context, endpoint: str) -> tuple[str, str | None]:
             base = parsed._replace(path=path[: -len(suffix)], query="", fragment="").geturl()
             return base, task
     return parsed._replace(path=path).geturl(), None
-
-
-def _classify_outputs(ctx: _Context, outputs: Sequence[Column]) -> tuple[OutputColumn, ...]:
-    if not outputs:
-        raise ctx.error("OUTPUT (...) is required: declare one column, STRING for chat or "
-                        "ARRAY<FLOAT> for embeddings, e.g. OUTPUT (`content` STRING)")
-    classified = []
-    for column in outputs:
-        if column.name in METADATA_TYPES:
-            expected = METADATA_TYPES[column.name]
-            if _normalise_type(column.type) != expected:
-                raise ctx.error(
-                    f"metadata column '{column.name}' must have type "
-                    f"{expected.replace(',', ', ')}, not {column.type}")
-            classified.append(OutputColumn(column.name, column.type, column.name))
-        else:
-            classified.append(OutputColumn(column.name, column.type, VALUE))
-    values = [c for c in classified if c.role == VALUE]
-    if len(values) != 1:
-        names = ", ".join(c.name for c in values) or "none"
-        raise ctx.error(
-            f"OUTPUT must declare exactly one value column (STRING for chat, ARRAY<FLOAT> for "
-            f"embeddings) besides the metadata columns {', '.join(METADATA_TYPES)}; found {names}")
-    return tuple(classified)
-
-
-def _output_task(ctx: _Context, column: OutputColumn) -> str:
-    if _is_string_type(column.type):
-        return opts.CHAT
-    if _normalise_type(column.type) == "ARRAY<FLOAT>":
-        return opts.EMBEDDINGS
-    raise ctx.error(
-        f"OUTPUT column '{column.name}' has type {column.type}; allowed: STRING (chat "
-        "completions) or ARRAY<FLOAT> (embeddings)")
 
 
 def _resolve_keys(ctx: _Context,
@@ -218,6 +258,38 @@ def _resolve_keys(ctx: _Context,
             raise ctx.error(f"option '{option.key}' is given twice (as '{key}' and an alias)")
         resolved[option.key] = (option, value)
     return resolved
+
+
+def _request_fields(values: Mapping[str, Any], task: Task,
+                    provider: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(OpenAI fields, provider-only fields) of the request body, from the options given."""
+    standard: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for option in opts.OPTIONS:
+        if option.request_field is None or option.key not in values:
+            continue
+        if not option.applies_to(task, provider):
+            continue
+        target = extra if option.providers else standard
+        value = values[option.key]
+        target[option.request_field] = list(value) if isinstance(value, tuple) else value
+    return standard, extra
+
+
+def _inputs(ctx: _Context, columns: Iterable[Column]) -> tuple[InputColumn, ...]:
+    inputs = tuple(InputColumn(c.name, parse_column_type(c.type, c.name, ctx.prefix))
+                   for c in columns)
+    if not inputs:
+        raise ctx.error("INPUT (...) is required: e.g. INPUT (`input` STRING)")
+    return inputs
+
+
+def _outputs(ctx: _Context, columns: Iterable[Column], endpoint_task: Task | None) -> OutputSchema:
+    typed = [(c.name, parse_column_type(c.type, c.name, ctx.prefix), c.comment) for c in columns]
+    try:
+        return classify_outputs(typed, endpoint_task)
+    except ValueError as exc:
+        raise ctx.error(str(exc)) from None
 
 
 def build_spec(
@@ -245,7 +317,7 @@ def build_spec(
         ...     "api-key": "k", "model": "qwen-plus"}, [Column("input", "STRING")],
         ...     [Column("content", "STRING")])
         >>> spec.task
-        'chat'
+        <Task.CHAT: 'chat'>
     """
     ctx = _Context(where, name)
     resolved = _resolve_keys(ctx, options)
@@ -258,21 +330,10 @@ def build_spec(
         raise ctx.error(f"option 'provider': unknown provider '{resolved['provider'][1]}'; "
                         f"allowed: {', '.join(PROVIDERS)}")
 
-    input_columns = list(inputs)
-    if len(input_columns) != 1 or not _is_string_type(input_columns[0].type):
-        found = ", ".join(f"{c.name} {c.type}" for c in input_columns) or "none"
-        raise ctx.error(f"INPUT must be exactly one STRING column, e.g. INPUT (`input` STRING); "
-                        f"found: {found}")
-    output_columns = _classify_outputs(ctx, list(outputs))
-    value_column = next(c for c in output_columns if c.role == VALUE)
-    output_task = _output_task(ctx, value_column)
-
     base_url, endpoint_task = _split_endpoint(ctx, resolved["endpoint"][1])
-    if endpoint_task is not None and endpoint_task != output_task:
-        raise ctx.error(
-            f"option 'endpoint' selects {endpoint_task} but OUTPUT column '{value_column.name}' "
-            f"is {value_column.type}; {endpoint_task} needs {_TASK_OUTPUT_TYPE[endpoint_task]}")
-    task = output_task
+    input_columns = _inputs(ctx, inputs)
+    schema = _outputs(ctx, outputs, endpoint_task)
+    task = schema.task
 
     values: dict[str, Any] = {}
     for key, (option, raw) in resolved.items():
@@ -289,13 +350,79 @@ def build_spec(
             raise ctx.error(f"option '{key}': {exc}") from None
     values["provider"] = provider.name
     api_key = Secret(values.pop("api-key"))
-    spec = ModelSpec(name=name, provider=provider, task=task, base_url=base_url, api_key=api_key,
-                     model=values["model"], input_column=input_columns[0], outputs=output_columns,
-                     values=values)
-    if spec.get(opts.RETRY_MAX_BACKOFF) < spec.get(opts.RETRY_INITIAL_BACKOFF):
+
+    def get(option: opts.ConfigOption) -> Any:
+        return values.get(option.key, option.default)
+
+    strategy = get(opts.ERROR_HANDLING_STRATEGY)
+    failure = FailurePolicy(
+        strategy=strategy,
+        fallback=get(opts.RETRY_FALLBACK_STRATEGY) if strategy is Strategy.RETRY else strategy,
+        max_retries=get(opts.RETRY_NUM) if strategy is Strategy.RETRY else 0,
+        initial_backoff=get(opts.RETRY_INITIAL_BACKOFF),
+        max_backoff=get(opts.RETRY_MAX_BACKOFF),
+        output_retries=get(opts.OUTPUT_RETRY_NUM) if schema.structured else 0,
+    )
+    if failure.max_backoff < failure.initial_backoff:
         raise ctx.error("option 'retry-max-backoff' must not be shorter than "
                         "'retry-initial-backoff'")
-    return spec
+    limit = get(opts.MAX_CONTEXT_SIZE)
+    context = ContextLimit(limit, get(opts.CONTEXT_OVERFLOW_ACTION)) if limit else None
+    body, extra_body = _request_fields(values, task, provider.name)
+    chat = embedding = None
+    if task is Task.CHAT:
+        chat = _chat_settings(ctx, name, values, input_columns, schema, body, extra_body)
+    else:
+        embedding = _embedding_settings(ctx, input_columns, values, body, extra_body)
+    for option in (opts.OUTPUT_FORMAT, opts.OUTPUT_RETRY_NUM):
+        if option.key in values and not schema.structured:
+            raise ctx.error(f"option '{option.key}' applies only to structured models (OUTPUT "
+                            "with several model columns, or one that is not STRING)")
+    return ModelSpec(
+        name=name, provider=provider, task=task, model=values["model"],
+        connection=Connection(base_url, api_key, get(opts.REQUEST_TIMEOUT)),
+        inputs=input_columns, outputs=schema, failure=failure, context=context, chat=chat,
+        embedding=embedding, options=values)
+
+
+def _chat_settings(ctx: _Context, name: str, values: Mapping[str, Any],
+                   inputs: tuple[InputColumn, ...], schema: OutputSchema, body: dict[str, Any],
+                   extra_body: dict[str, Any]) -> ChatSettings:
+    template = None
+    if opts.PROMPT_TEMPLATE.key in values:
+        try:
+            template = PromptTemplate.parse(values[opts.PROMPT_TEMPLATE.key], inputs)
+        except ValueError as exc:
+            raise ctx.error(f"option 'prompt-template': {exc}") from None
+    if opts.MAX_TOKENS.key in values:
+        body["max_tokens"] = values[opts.MAX_TOKENS.key]
+    response_format = values.get(opts.RESPONSE_FORMAT.key)
+    output_format = values.get(opts.OUTPUT_FORMAT.key, opts.OUTPUT_FORMAT.default)
+    structured = None
+    if schema.structured:
+        if response_format == "text":
+            raise ctx.error("option 'response-format' = 'text' contradicts the structured OUTPUT "
+                            f"({', '.join(c.name for c in schema.model_columns)}); remove it "
+                            "(the answer is JSON) or declare one STRING column")
+        if response_format == "json_object" and opts.OUTPUT_FORMAT.key not in values:
+            output_format = OutputFormat.JSON_OBJECT
+        response_format = None
+        structured = StructuredOutput(name, schema.model_columns)
+    return ChatSettings(
+        system_prompt=values.get(opts.SYSTEM_PROMPT.key, opts.SYSTEM_PROMPT.default),
+        prompt=PromptBuilder(inputs, template), body=body, extra_body=extra_body,
+        response_format=response_format, structured=structured, output_format=output_format)
+
+
+def _embedding_settings(ctx: _Context, inputs: tuple[InputColumn, ...],
+                        values: Mapping[str, Any], body: dict[str, Any],
+                        extra_body: dict[str, Any]) -> EmbeddingSettings:
+    if len(inputs) != 1 or not inputs[0].type.is_string:
+        found = ", ".join(f"`{c.name}` {c.type.sql()}" for c in inputs)
+        raise ctx.error(f"an embeddings model takes exactly one STRING INPUT column; found {found}")
+    return EmbeddingSettings(body=body, extra_body=extra_body,
+                             dimension=values.get(opts.DIMENSION.key),
+                             max_input_tokens=values.get(opts.MAX_TOKENS.key))
 
 
 def masked_options(options: Mapping[str, str]) -> dict[str, str]:

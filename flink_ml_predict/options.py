@@ -10,11 +10,71 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
-CHAT = "chat"
-EMBEDDINGS = "embeddings"
-TASKS = (CHAT, EMBEDDINGS)
+
+class _TextEnum(str, Enum):
+    """An Enum whose members are their text (in str(), f-strings and comparisons)."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class Task(_TextEnum):
+    """What a model does: chat completions or embeddings."""
+
+    CHAT = "chat"
+    EMBEDDINGS = "embeddings"
+
+
+CHAT = Task.CHAT
+EMBEDDINGS = Task.EMBEDDINGS
+TASKS = tuple(Task)
+
+
+class Strategy(_TextEnum):
+    """error-handling-strategy (and, without RETRY, retry-fallback-strategy)."""
+
+    RETRY = "RETRY"
+    FAILOVER = "FAILOVER"
+    IGNORE = "IGNORE"
+
+
+class OverflowAction(_TextEnum):
+    """context-overflow-action: what happens to an input over max-context-size."""
+
+    TRUNCATED_TAIL = "truncated-tail"
+    TRUNCATED_TAIL_LOG = "truncated-tail-log"
+    TRUNCATED_HEAD = "truncated-head"
+    TRUNCATED_HEAD_LOG = "truncated-head-log"
+    SKIPPED = "skipped"
+    SKIPPED_LOG = "skipped-log"
+
+    @property
+    def logs(self) -> bool:
+        """Whether the -log variant was chosen."""
+        return self.value.endswith("-log")
+
+    @property
+    def skips(self) -> bool:
+        """Whether the row is skipped (rather than truncated)."""
+        return self.value.startswith("skipped")
+
+    @property
+    def keeps_head(self) -> bool:
+        """Whether truncation keeps the head (cuts the tail)."""
+        return self.value.startswith("truncated-tail")
+
+
+class OutputFormat(_TextEnum):
+    """output-format: how a structured model asks for JSON."""
+
+    JSON_SCHEMA = "json-schema"
+    JSON_OBJECT = "json-object"
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 DEFAULT_RETRY_NUM = 100
@@ -22,16 +82,11 @@ DEFAULT_REQUEST_TIMEOUT_S = 60.0
 DEFAULT_RETRY_INITIAL_BACKOFF_S = 0.5
 DEFAULT_RETRY_MAX_BACKOFF_S = 8.0
 
-STRATEGIES = ("RETRY", "FAILOVER", "IGNORE")
-FALLBACK_STRATEGIES = ("FAILOVER", "IGNORE")
-OVERFLOW_ACTIONS = (
-    "truncated-tail",
-    "truncated-tail-log",
-    "truncated-head",
-    "truncated-head-log",
-    "skipped",
-    "skipped-log",
-)
+DEFAULT_OUTPUT_RETRY_NUM = 2
+
+STRATEGIES = tuple(s.value for s in Strategy)
+FALLBACK_STRATEGIES = (Strategy.FAILOVER.value, Strategy.IGNORE.value)
+OVERFLOW_ACTIONS = tuple(a.value for a in OverflowAction)
 RESPONSE_FORMATS = ("text", "json_object")
 
 
@@ -117,14 +172,19 @@ def _number(kind: type, low: float | None, high: float | None, low_open: bool = 
     return parse
 
 
-def _enum(allowed: Iterable[str], case_sensitive: bool = False) -> Callable[[str], str]:
+def _enum(allowed: Iterable[Any], case_sensitive: bool = False) -> Callable[[str], Any]:
+    """A parser returning the matching choice (an Enum member when given Enum members)."""
     choices = tuple(allowed)
 
-    def parse(value: str) -> str:
+    def text(choice: Any) -> str:
+        return str(choice.value if isinstance(choice, Enum) else choice)
+
+    def parse(value: str) -> Any:
         for choice in choices:
-            if value == choice or (not case_sensitive and value.strip().lower() == choice.lower()):
+            name = text(choice)
+            if value == name or (not case_sensitive and value.strip().lower() == name.lower()):
                 return choice
-        raise OptionValueError(f"'{value}' is not one of {', '.join(choices)}")
+        raise OptionValueError(f"'{value}' is not one of {', '.join(map(text, choices))}")
 
     return parse
 
@@ -178,14 +238,15 @@ MODEL = ConfigOption("model", "String", _non_empty, required=True,
                      description="Model name, e.g. gpt-4o-mini, qwen-plus, text-embedding-v4.")
 
 ERROR_HANDLING_STRATEGY = ConfigOption(
-    "error-handling-strategy", "Enum", _enum(STRATEGIES), "RETRY",
+    "error-handling-strategy", "Enum", _enum(Strategy), Strategy.RETRY,
     description="RETRY: retry what can succeed later, then apply retry-fallback-strategy; "
     "FAILOVER: fail the job; IGNORE: emit the row's error (metadata columns) or drop it with a "
     "warning.")
 RETRY_NUM = ConfigOption("retry-num", "Integer", _number(int, 0, None), DEFAULT_RETRY_NUM,
                          description="Maximum number of retries of one request under RETRY.")
 RETRY_FALLBACK_STRATEGY = ConfigOption(
-    "retry-fallback-strategy", "Enum", _enum(FALLBACK_STRATEGIES), "FAILOVER",
+    "retry-fallback-strategy", "Enum", _enum((Strategy.FAILOVER, Strategy.IGNORE)),
+    Strategy.FAILOVER,
     description="What RETRY does when retries are exhausted or the error is permanent: FAILOVER "
     "or IGNORE.")
 RETRY_INITIAL_BACKOFF = ConfigOption(
@@ -204,9 +265,9 @@ MAX_CONTEXT_SIZE = ConfigOption(
     "max-context-size", "Integer", _number(int, 1, None),
     description="Maximum tokens of the input text; context-overflow-action applies above it.")
 CONTEXT_OVERFLOW_ACTION = ConfigOption(
-    "context-overflow-action", "Enum", _enum(OVERFLOW_ACTIONS, case_sensitive=False),
-    "truncated-tail", description="What to do with an input over max-context-size: truncate "
-    "its tail or head, or skip the row; the -log variants also log it.")
+    "context-overflow-action", "Enum", _enum(OverflowAction, case_sensitive=False),
+    OverflowAction.TRUNCATED_TAIL, description="What to do with an input over "
+    "max-context-size: truncate its tail or head, or skip the row; the -log variants also log it.")
 
 SYSTEM_PROMPT = ConfigOption("system-prompt", "String", _string, DEFAULT_SYSTEM_PROMPT,
                              tasks=(CHAT,), description="The system message of the chat.")
@@ -233,6 +294,20 @@ SEED = ConfigOption("seed", "Long", _number(int, 0, 2**64 - 1), tasks=(CHAT,),
 RESPONSE_FORMAT = ConfigOption("response-format", "Enum", _enum(RESPONSE_FORMATS, True),
                                tasks=(CHAT,),
                                description="text or json_object (the prompt must mention JSON).")
+PROMPT_TEMPLATE = ConfigOption(
+    "prompt-template", "String", _non_empty, tasks=(CHAT,),
+    description="The user message built from the INPUT columns: {column} is replaced by the "
+    "column's value, {{ and }} are literal braces, \\n a new line. Without it, one input column "
+    "is sent as its text and several as a JSON object (see 'Several input columns').")
+OUTPUT_FORMAT = ConfigOption(
+    "output-format", "Enum", _enum(OutputFormat), OutputFormat.JSON_SCHEMA, tasks=(CHAT,),
+    description="Structured models only: json-schema sends the OUTPUT columns as a strict JSON "
+    "Schema (response_format json_schema); json-object, for servers without json_schema, "
+    "sends response_format json_object and the schema in the system message.")
+OUTPUT_RETRY_NUM = ConfigOption(
+    "output-retry-num", "Integer", _number(int, 0, 10), DEFAULT_OUTPUT_RETRY_NUM, tasks=(CHAT,),
+    description="Structured models only: how many times an answer that is not valid JSON or "
+    "does not fit the OUTPUT columns is asked again (with the reason) before the row fails.")
 DIMENSION = ConfigOption("dimension", "Long", _number(int, 1, None), tasks=(EMBEDDINGS,),
                          request_field="dimensions",
                          description="Length of the embedding vector (sent as 'dimensions').")
@@ -256,7 +331,8 @@ OPTIONS: tuple[ConfigOption, ...] = (
     ERROR_HANDLING_STRATEGY, RETRY_NUM, RETRY_FALLBACK_STRATEGY, RETRY_INITIAL_BACKOFF,
     RETRY_MAX_BACKOFF, REQUEST_TIMEOUT, MAX_CONTEXT_SIZE, CONTEXT_OVERFLOW_ACTION,
     SYSTEM_PROMPT, TEMPERATURE, TOP_P, STOP, MAX_TOKENS, N, PRESENCE_PENALTY, SEED,
-    RESPONSE_FORMAT, DIMENSION, TOP_K, REPETITION_PENALTY, ENABLE_SEARCH,
+    RESPONSE_FORMAT, PROMPT_TEMPLATE, OUTPUT_FORMAT, OUTPUT_RETRY_NUM, DIMENSION, TOP_K,
+    REPETITION_PENALTY, ENABLE_SEARCH,
 )
 _BY_KEY = {key: option for option in OPTIONS for key in (option.key, *option.aliases)}
 
@@ -287,6 +363,8 @@ def options_markdown(provider: str) -> str:
 
 
 def _show_default(value: Any) -> str:
+    if isinstance(value, Enum):
+        return str(value.value)
     if isinstance(value, float) and value.is_integer():
         return f"{int(value)}s" if value >= 1 else f"{value:g}s"
     if isinstance(value, float):

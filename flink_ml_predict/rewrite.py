@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import options as opts
+from .datatypes import from_data_type
 from .errors import PredictCallError
 from .functions import make_udf
-from .model import ModelSpec
+from .model import CallSettings, ModelSpec
 from .registry import ModelRegistry
-from .runtime.predictor import CallSettings
 from .sqltext import PredictCall, find_predict_calls
 
 _LOGGER = logging.getLogger(__name__)
@@ -111,21 +111,41 @@ def _input_schema(t_env: Any, call: PredictCall, where: str) -> tuple[list[str],
     return list(schema.get_field_names()), list(schema.get_field_data_types())
 
 
-def _is_string(data_type: Any) -> bool:
-    from pyflink.table.types import CharType, VarCharType
+def check_descriptor(spec: ModelSpec, call: PredictCall, names: list[str], types: list[Any],
+                     where: str) -> None:
+    """DESCRIPTOR columns exist in TABLE and match the model's INPUT columns by position and type.
 
-    return isinstance(data_type, (CharType, VarCharType))
+    Raises:
+        PredictCallError: naming the column, its type and the INPUT column it maps to.
+    """
+    expected = ", ".join(f"{c.name} {c.type.sql()}" for c in spec.inputs)
+    if len(call.columns) != len(spec.inputs):
+        count = "one input column" if len(spec.inputs) == 1 else f"{len(spec.inputs)} input columns"
+        raise PredictCallError(
+            f"{where}: ML_PREDICT: model {spec.name} takes {count} ({expected}), mapped by "
+            f"position; DESCRIPTOR names {len(call.columns)}: {', '.join(call.columns)}")
+    for column, model_input in zip(call.columns, spec.inputs, strict=True):
+        if column not in names:
+            raise PredictCallError(f"{where}: ML_PREDICT: column '{column}' is not in TABLE "
+                                   f"{call.table}; its columns: {', '.join(names)}")
+        actual = types[names.index(column)]
+        found = from_data_type(actual)
+        if found is None or not found.same_root(model_input.type):
+            raise PredictCallError(
+                f"{where}: ML_PREDICT: column '{column}' of TABLE {call.table} is {actual}; model "
+                f"{spec.name} takes {model_input.type.sql()} input for INPUT column "
+                f"'{model_input.name}' (INPUT: {expected})")
 
 
 def _expansion(spec: ModelSpec, call: PredictCall, table_sql: str, columns: list[str],
                function: str, n: int) -> str:
-    column = call.columns[0]
     alias_in, alias_out, result = f"__mlp_in{n}", f"__mlp_out{n}", f"__mlp_result{n}"
-    outputs = [c.name for c in spec.outputs]
+    outputs = list(spec.outputs.names)
     select = ", ".join([f"{quote(alias_in)}.{quote(c)}" for c in columns]
                        + [f"{quote(alias_out)}.{quote(c)}" for c in outputs])
     source = f"({table_sql})" if call.table_is_query else table_sql
-    return (f"(SELECT {select} FROM (SELECT *, {function}({quote(column)}) AS {quote(result)} "
+    arguments = ", ".join(quote(c) for c in call.columns)
+    return (f"(SELECT {select} FROM (SELECT *, {function}({arguments}) AS {quote(result)} "
             f"FROM {source}) AS {quote(alias_in)} CROSS JOIN UNNEST({quote(alias_in)}."
             f"{quote(result)}) AS {quote(alias_out)}({', '.join(quote(c) for c in outputs)}))")
 
@@ -149,11 +169,6 @@ def rewrite(text: str, *, t_env: Any, registry: ModelRegistry, where: str) -> Re
             known = ", ".join(registry.names()) or "none"
             raise PredictCallError(f"{where}: ML_PREDICT: unknown model '{call.model}'; "
                                    f"models created in this session: {known}")
-        if len(call.columns) != 1:
-            raise PredictCallError(
-                f"{where}: ML_PREDICT: model {spec.name} takes one input column "
-                f"({spec.input_column.name} {spec.input_column.type}); DESCRIPTOR names "
-                f"{len(call.columns)}: {', '.join(call.columns)}")
         table_sql = call.table
         if call.table_is_query:
             inner = rewrite(call.table, t_env=t_env, registry=registry, where=where)
@@ -162,15 +177,8 @@ def rewrite(text: str, *, t_env: Any, registry: ModelRegistry, where: str) -> Re
         lookup = PredictCall(call.start, call.end, table_sql, call.table_is_query,
                              call.model_parts, call.columns, call.config)
         names, types = _input_schema(t_env, lookup, where)
-        column = call.columns[0]
-        if column not in names:
-            raise PredictCallError(f"{where}: ML_PREDICT: column '{column}' is not in TABLE "
-                                   f"{call.table}; its columns: {', '.join(names)}")
-        if not _is_string(types[names.index(column)]):
-            raise PredictCallError(f"{where}: ML_PREDICT: column '{column}' of TABLE "
-                                   f"{call.table} is {types[names.index(column)]}; model "
-                                   f"{spec.name} takes STRING input")
-        clash = [c.name for c in spec.outputs if c.name in names]
+        check_descriptor(spec, call, names, types, where)
+        clash = [c for c in spec.outputs.names if c in names]
         if clash:
             raise PredictCallError(f"{where}: ML_PREDICT: output column '{clash[0]}' of model "
                                    f"{spec.name} has the name of a column of TABLE {call.table}; "

@@ -28,8 +28,7 @@ from typing import Any
 from . import sqltext
 from .errors import ConfigurationError
 from .functions import make_udf
-from .model import Column, build_spec, masked_options
-from .runtime.predictor import CallSettings
+from .model import CallSettings, Column, build_spec, masked_options
 
 DEFAULT_MODULE = "flink_ml_predict_models"
 INIT_SETTINGS = {

@@ -15,9 +15,9 @@ from typing import Any
 
 import openai
 
-from .. import options as opts
 from ..errors import ModelCallError, PermanentModelCallError, RetryableModelCallError
 from ..model import ModelSpec
+from ..options import OutputFormat
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -28,17 +28,33 @@ MIN_CONNECT_TIMEOUT_S = 10.0
 
 @dataclass(frozen=True)
 class Usage:
-    """Token usage reported by the service for one request."""
+    """Token usage reported by the service for one request (None: not reported)."""
 
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    total_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One choice of a chat completion.
+
+    Attributes:
+        content: the message text (None when the model only called tools).
+        finish_reason: why generation stopped (stop, length, tool_calls, ...).
+        tool_calls: the tool calls of the message as JSON text, if any.
+    """
+
+    content: str | None
+    finish_reason: str | None = None
+    tool_calls: str | None = None
 
 
 @dataclass(frozen=True)
 class ChatAnswer:
     """The choices of one chat completion, in choice order."""
 
-    contents: tuple[str | None, ...]
+    choices: tuple[Choice, ...]
     usage: Usage
 
 
@@ -134,14 +150,27 @@ def map_exception(exc: BaseException, scrub: _Scrubber) -> ModelCallError:
 def _usage(usage: Any) -> Usage:
     if usage is None:
         return Usage()
-    return Usage(getattr(usage, "prompt_tokens", 0) or 0,
-                 getattr(usage, "completion_tokens", 0) or 0)
+    prompt = getattr(usage, "prompt_tokens", None)
+    completion = getattr(usage, "completion_tokens", None)
+    total = getattr(usage, "total_tokens", None)
+    if total is None and prompt is not None:
+        total = prompt + (completion or 0)
+    return Usage(prompt, completion, total)
+
+
+def _choice(choice: Any) -> Choice:
+    message = choice.message
+    calls = getattr(message, "tool_calls", None)
+    tool_calls = json.dumps([c.model_dump(mode="json", exclude_none=True) for c in calls],
+                            ensure_ascii=False) if calls else None
+    return Choice(message.content, choice.finish_reason, tool_calls)
 
 
 class AsyncModelClient:
     """Sends chat and embeddings requests of one model.
 
-    One instance per Flink worker and model, created on the event loop that uses it.
+    One instance per Flink worker and model, created on the event loop that uses it. The request
+    fields that do not change from row to row are prepared once, here.
     """
 
     def __init__(self, spec: ModelSpec, *, max_connections: int = 100) -> None:
@@ -151,27 +180,28 @@ class AsyncModelClient:
             api_key=spec.api_key.reveal(),
             base_url=spec.base_url,
             max_retries=0,  # tenacity is the only retry owner
-            timeout=spec.get(opts.REQUEST_TIMEOUT),
+            timeout=spec.connection.request_timeout,
             http_client=_http_client(max_connections),
         )
-        standard, extra = spec.request_fields()
-        self._fields = standard
-        self._extra_body = extra or None
-        if spec.task == opts.CHAT:
-            fmt = spec.get(opts.RESPONSE_FORMAT)
-            if fmt is not None:
-                self._fields["response_format"] = {"type": fmt}
-            if spec.get(opts.MAX_TOKENS) is not None:
-                self._fields["max_tokens"] = spec.get(opts.MAX_TOKENS)
-        self._system_prompt = spec.get(opts.SYSTEM_PROMPT)
+        settings = spec.chat or spec.embedding
+        assert settings is not None
+        self._fields: dict[str, Any] = dict(settings.body)
+        self._extra_body = dict(settings.extra_body) or None
+        chat = spec.chat
+        if chat is not None:
+            if chat.structured is not None:
+                self._fields["response_format"] = (
+                    chat.structured.response_format()
+                    if chat.output_format is OutputFormat.JSON_SCHEMA else {"type": "json_object"})
+            elif chat.response_format is not None:
+                self._fields["response_format"] = {"type": chat.response_format}
 
-    async def chat(self, text: str, timeout: float) -> ChatAnswer:
-        """One chat completion for one row: the system prompt, then the row's text."""
+    async def chat(self, messages: list[dict[str, Any]], timeout: float) -> ChatAnswer:
+        """One chat completion of the given messages."""
         try:
             response = await self._client.chat.completions.create(
                 model=self._spec.model,
-                messages=[{"role": "system", "content": self._system_prompt},
-                          {"role": "user", "content": text}],
+                messages=messages,  # type: ignore[arg-type]
                 timeout=request_timeout(timeout),
                 extra_body=self._extra_body,
                 **self._fields,
@@ -180,7 +210,7 @@ class AsyncModelClient:
             if not choices:
                 raise RetryableModelCallError("response had no choices")
             ordered = sorted(choices, key=lambda c: c.index or 0)
-            return ChatAnswer(tuple(c.message.content for c in ordered), _usage(response.usage))
+            return ChatAnswer(tuple(_choice(c) for c in ordered), _usage(response.usage))
         except Exception as exc:  # noqa: BLE001 - every failure is mapped, none escapes raw
             raise map_exception(exc, self._scrub) from exc
 

@@ -1,12 +1,11 @@
 """One row in, zero or more output rows out: the per-row pipeline of a model call.
 
-Order per row: null check -> token limits (context overflow, embeddings max-tokens) -> retry
-(tenacity) -> request (client) -> rows. Failures follow the model's strategy: FAILOVER raises
-(the Flink job fails), IGNORE emits the row's error in the metadata columns, or drops the row
-with a warning and a metric when there are none. Nothing is lost silently.
-
-The shape leaves room for what comes next: embeddings batching slots in behind ``_embed_one``,
-rate limits in front of the request, usage columns beside the metadata columns.
+Order per row: the text from the INPUT values (prompt template or fixed form; all null: skipped)
+-> token limits (context overflow, embeddings max-tokens) -> retry (tenacity) -> request
+(client) -> a structured answer validated (re-asked when it does not fit) -> rows. Failures
+follow the model's strategy: FAILOVER raises (the Flink job fails), IGNORE emits the row's error
+in the metadata columns, or drops the row with a warning and a metric when there are none.
+Nothing is lost silently.
 """
 
 from __future__ import annotations
@@ -15,44 +14,21 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from .. import options as opts
-from ..errors import ModelCallError, RetryableModelCallError
-from ..model import ERROR_STRING, HTTP_HEADERS_MAP, HTTP_STATUS_CODE, VALUE, ModelSpec
-from .client import AsyncModelClient, Usage
+from ..columns import Role
+from ..errors import AnswerFormatError, ModelCallError, RetryableModelCallError
+from ..model import CallSettings, ModelSpec
+from ..options import OutputFormat, Strategy, Task
+from ..structured import InvalidAnswer
+from .client import AsyncModelClient, ChatAnswer, Usage
 from .metrics import Metrics
 from .retry import RetryPolicy
 
 _LOGGER = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
-DEFAULT_MAX_CONCURRENT = 10
-DEFAULT_OPERATOR_TIMEOUT_S = 180.0
-
-
-@dataclass(frozen=True)
-class CallSettings:
-    """How Flink runs one ML_PREDICT call (its CONFIG map, defaults from the table config).
-
-    Attributes:
-        asynchronous: async scalar function (True) or a synchronous one.
-        max_concurrent: requests in flight per parallel instance (Flink's capacity).
-        timeout: Flink's operator timeout for one row, in seconds.
-        ordered: ORDERED output; PyFlink's async scalar operator always emits in order.
-    """
-
-    asynchronous: bool = True
-    max_concurrent: int = DEFAULT_MAX_CONCURRENT
-    timeout: float = DEFAULT_OPERATOR_TIMEOUT_S
-    ordered: bool = True
-
-    @property
-    def row_budget(self) -> float:
-        """Seconds a row may spend on attempts and waits: inside the operator timeout, with a margin
-        so that a row given up under IGNORE is emitted before Flink's timeout fails the job."""
-        margin = min(max(1.0, 0.1 * self.timeout), 0.5 * self.timeout)
-        return self.timeout - margin
+__all__ = ["CallSettings", "Predictor"]
 
 
 class _Sampled:
@@ -67,6 +43,12 @@ class _Sampled:
         self._count += 1
         if self._count <= self._first or self._count % self._every == 0:
             _LOGGER.warning(message + " [occurrence %d]", *args, self._count)
+
+
+def _usage_cells(usage: Usage) -> dict[Role, Any]:
+    return {Role.PROMPT_TOKENS: usage.prompt_tokens,
+            Role.COMPLETION_TOKENS: usage.completion_tokens,
+            Role.TOTAL_TOKENS: usage.total_tokens}
 
 
 class Predictor:
@@ -85,21 +67,14 @@ class Predictor:
         self._metrics = metrics or Metrics()
         self._sleep = sleep
         self._client: AsyncModelClient | None = None
-        strategy = spec.get(opts.ERROR_HANDLING_STRATEGY)
-        self._strategy = strategy
-        self._fallback = spec.get(opts.RETRY_FALLBACK_STRATEGY) if strategy == "RETRY" else strategy
-        self._policy = RetryPolicy(
-            max_retries=spec.get(opts.RETRY_NUM) if strategy == "RETRY" else 0,
-            initial_backoff=spec.get(opts.RETRY_INITIAL_BACKOFF),
-            max_backoff=spec.get(opts.RETRY_MAX_BACKOFF),
-        )
-        self._has_metadata = any(c.role != VALUE for c in spec.outputs)
-        self._counter = None
-        limit = spec.get(opts.MAX_CONTEXT_SIZE)
-        self._context_limit: int | None = limit
-        self._overflow = spec.get(opts.CONTEXT_OVERFLOW_ACTION)
-        self._embed_limit: int | None = (spec.get(opts.MAX_TOKENS)
-                                         if spec.task == opts.EMBEDDINGS else None)
+        failure = spec.failure
+        self._policy = RetryPolicy(max_retries=failure.max_retries,
+                                   initial_backoff=failure.initial_backoff,
+                                   max_backoff=failure.max_backoff)
+        self._counter: Any = None
+        self._prompt = spec.prompt
+        self._chat = spec.chat
+        self._system = self._system_messages()
         self._log_null = _Sampled()
         self._log_overflow = _Sampled()
         self._log_dropped = _Sampled()
@@ -109,6 +84,15 @@ class Predictor:
     def metrics(self) -> Metrics:
         """The counters of this predictor."""
         return self._metrics
+
+    def _system_messages(self) -> list[dict[str, Any]]:
+        chat = self._chat
+        if chat is None:
+            return []
+        prompt = chat.system_prompt
+        if chat.structured is not None and chat.output_format is OutputFormat.JSON_OBJECT:
+            prompt = f"{prompt}\n\n{chat.structured.instructions()}"
+        return [{"role": "system", "content": prompt}]
 
     # --- input ------------------------------------------------------------------------------
 
@@ -121,23 +105,24 @@ class Predictor:
 
     def _fit(self, text: str) -> str | None:
         """The text to send after token limits, or None when the row is skipped."""
-        if self._context_limit is not None:
+        limit = self._spec.context
+        if limit is not None:
             counter = self._tokens()
             count = counter.count(text)
-            if count > self._context_limit:
-                action = self._overflow
-                if action.endswith("-log"):
+            if count > limit.max_tokens:
+                if limit.action.logs:
                     self._log_overflow.warning(
                         "model %s: input of %d tokens exceeds max-context-size %d: %s",
-                        self._spec.name, count, self._context_limit, action)
-                if action.startswith("skipped"):
+                        self._spec.name, count, limit.max_tokens, limit.action)
+                if limit.action.skips:
                     self._metrics.inc("rows-skipped")
                     return None
-                text = (counter.truncate_tail if action.startswith("truncated-tail")
-                        else counter.truncate_head)(text, self._context_limit)
+                cut = counter.truncate_tail if limit.action.keeps_head else counter.truncate_head
+                text = cut(text, limit.max_tokens)
                 self._metrics.inc("rows-truncated")
-        if self._embed_limit is not None:
-            text = self._tokens().truncate_tail(text, self._embed_limit)
+        embedding = self._spec.embedding
+        if embedding is not None and embedding.max_input_tokens is not None:
+            text = self._tokens().truncate_tail(text, embedding.max_input_tokens)
         return text
 
     # --- calls --------------------------------------------------------------------------------
@@ -148,16 +133,17 @@ class Predictor:
                                             max_connections=self._settings.max_concurrent)
         return self._client
 
-    async def _attempt(self, text: str, deadline: float) -> tuple[list[Any], Usage]:
+    async def _attempt(self, send: Callable[[AsyncModelClient, float], Awaitable[_T]],
+                       deadline: float) -> _T:
         client = self._get_client()
         remaining = max(deadline - time.monotonic(), 0.001)
-        timeout = min(self._spec.get(opts.REQUEST_TIMEOUT), remaining)
+        timeout = min(self._spec.connection.request_timeout, remaining)
         self._metrics.inc("requests")
         started = time.monotonic()
         self._metrics.in_flight += 1
         try:
             # The whole attempt (connecting and queueing included) ends with the row's budget.
-            return await asyncio.wait_for(self._send(client, text, timeout), remaining)
+            return await asyncio.wait_for(send(client, timeout), remaining)
         except asyncio.TimeoutError:
             self._metrics.inc("failures")
             raise RetryableModelCallError("request timed out") from None
@@ -168,26 +154,14 @@ class Predictor:
             self._metrics.in_flight -= 1
             self._metrics.observe_latency(time.monotonic() - started)
 
-    async def _send(self, client: AsyncModelClient, text: str,
-                    timeout: float) -> tuple[list[Any], Usage]:
-        if self._spec.task == opts.CHAT:
-            chat = await client.chat(text, timeout)
-            return list(chat.contents), chat.usage
-        vector, usage = await self._embed_one(client, text, timeout)
-        return [vector], usage
-
-    async def _embed_one(self, client: AsyncModelClient, text: str,
-                         timeout: float) -> tuple[list[float], Usage]:
-        answer = await client.embed([text], timeout)
-        return answer.vectors[0], answer.usage
-
-    async def _call(self, text: str) -> tuple[list[Any], Usage]:
-        deadline = time.monotonic() + self._settings.row_budget
-        retrying = self._policy.to_retrying(
-            budget=self._settings.row_budget, sleep=self._sleep, on_retry=self._on_retry)
+    async def _call(self, send: Callable[[AsyncModelClient, float], Awaitable[_T]],
+                    deadline: float) -> _T:
+        """One request with its retries, all inside the row's budget."""
+        retrying = self._policy.to_retrying(budget=max(deadline - time.monotonic(), 0.0),
+                                            sleep=self._sleep, on_retry=self._on_retry)
         async for attempt in retrying:
             with attempt:
-                return await self._attempt(text, deadline)
+                return await self._attempt(send, deadline)
         raise AssertionError("unreachable: tenacity reraises the last error")
 
     def _on_retry(self, state: Any) -> None:
@@ -196,29 +170,58 @@ class Predictor:
         self._log_retry.warning("model %s: attempt %d failed (%s); retrying in %.2fs",
                                 self._spec.name, state.attempt_number, exc, state.upcoming_sleep)
 
+    async def _chat_rows(self, text: str, deadline: float) -> list[tuple[Any, ...]]:
+        messages = [*self._system, {"role": "user", "content": text}]
+        asked = len(messages)
+        chat = self._chat
+        assert chat is not None
+        re_asks = self._spec.failure.output_retries
+        while True:
+            answer: ChatAnswer = await self._call(_chat_request(messages), deadline)
+            self._count_tokens(answer.usage)
+            if chat.structured is None:
+                return self._answer_rows([[c.content] for c in answer.choices], answer)
+            try:
+                values = [chat.structured.parse(c.content) for c in answer.choices]
+            except InvalidAnswer as invalid:
+                if re_asks <= 0 or time.monotonic() >= deadline:
+                    raise AnswerFormatError(invalid.describe()) from None
+                re_asks -= 1
+                self._metrics.inc("retries")
+                self._log_retry.warning("model %s: %s; asking again", self._spec.name,
+                                        invalid.describe())
+                messages = [*messages[:asked], {"role": "assistant", "content": invalid.raw},
+                            {"role": "user", "content": _repair_request(invalid)}]
+                continue
+            return self._answer_rows(values, answer)
+
+    def _answer_rows(self, values: list[list[Any]], answer: ChatAnswer) -> list[tuple[Any, ...]]:
+        usage = _usage_cells(answer.usage)
+        return [self._spec.outputs.cells(value, {**usage, Role.FINISH_REASON: c.finish_reason,
+                                                 Role.TOOL_CALLS: c.tool_calls})
+                for value, c in zip(values, answer.choices, strict=True)]
+
+    async def _embedding_rows(self, text: str, deadline: float) -> list[tuple[Any, ...]]:
+        answer = await self._call(lambda client, timeout: client.embed([text], timeout), deadline)
+        self._count_tokens(answer.usage)
+        return [self._spec.outputs.cells([answer.vectors[0]], _usage_cells(answer.usage))]
+
+    def _count_tokens(self, usage: Usage) -> None:
+        self._metrics.inc("tokens-in", usage.prompt_tokens or 0)
+        self._metrics.inc("tokens-out", usage.completion_tokens or 0)
+
     # --- output -------------------------------------------------------------------------------
 
-    def _row(self, value: Any, error: ModelCallError | None = None) -> tuple[Any, ...]:
-        cells: list[Any] = []
-        for column in self._spec.outputs:
-            if column.role == VALUE:
-                cells.append(value)
-            elif error is None:
-                cells.append(None)
-            elif column.role == ERROR_STRING:
-                cells.append(str(error))
-            elif column.role == HTTP_STATUS_CODE:
-                cells.append(error.status)
-            elif column.role == HTTP_HEADERS_MAP:
-                cells.append(dict(error.headers) if error.status is not None else None)
-        return tuple(cells)
+    async def predict(self, *values: Any) -> list[tuple[Any, ...]]:
+        """The output rows for one input row (each a tuple in OUTPUT column order).
 
-    async def predict(self, text: str | None) -> list[tuple[Any, ...]]:
-        """The output rows for one input value (each a tuple in OUTPUT column order).
+        Args:
+            values: the row's INPUT values, in INPUT column order.
 
         Raises:
             ModelCallError: when the row failed and the strategy says FAILOVER.
         """
+        text = self._prompt.build(values)
         if text is None:
             self._metrics.inc("rows-skipped")
             self._log_null.warning("model %s: input is null; row skipped", self._spec.name)
@@ -226,23 +229,27 @@ class Predictor:
         fitted = self._fit(text)
         if fitted is None:
             return []
+        deadline = time.monotonic() + self._settings.row_budget
         try:
-            values, usage = await self._call(fitted)
+            if self._spec.task is Task.CHAT:
+                return await self._chat_rows(fitted, deadline)
+            return await self._embedding_rows(fitted, deadline)
         except ModelCallError as exc:
             return self._fail(exc)
-        self._metrics.inc("tokens-in", usage.prompt_tokens)
-        self._metrics.inc("tokens-out", usage.completion_tokens)
-        return [self._row(value) for value in values]
 
     def _fail(self, exc: ModelCallError) -> list[tuple[Any, ...]]:
         self._metrics.inc("rows-failed")
-        if self._fallback == "FAILOVER":
+        failure = self._spec.failure
+        if failure.fallback is Strategy.FAILOVER:
             raise type(exc)(
                 f"ML_PREDICT with model {self._spec.name} failed "
-                f"(error-handling-strategy {self._strategy}): {exc}",
+                f"(error-handling-strategy {failure.strategy}): {exc}",
                 status=exc.status, headers=exc.headers, request_id=exc.request_id) from exc
-        if self._has_metadata:
-            return [self._row(None, exc)]
+        outputs = self._spec.outputs
+        if outputs.keeps_errors:
+            return [outputs.cells(None, {
+                Role.ERROR_STRING: str(exc), Role.HTTP_STATUS_CODE: exc.status,
+                Role.HTTP_HEADERS_MAP: dict(exc.headers) if exc.status is not None else None})]
         self._metrics.inc("rows-dropped")
         self._log_dropped.warning(
             "model %s: row dropped under IGNORE (declare the error-string column in OUTPUT to "
@@ -254,3 +261,13 @@ class Predictor:
         if self._client is not None:
             client, self._client = self._client, None
             await client.aclose()
+
+
+def _chat_request(messages: list[dict[str, Any]]
+                  ) -> Callable[[AsyncModelClient, float], Awaitable[ChatAnswer]]:
+    return lambda client, timeout: client.chat(messages, timeout)
+
+
+def _repair_request(invalid: InvalidAnswer) -> str:
+    return (f"That answer cannot be used: {invalid.reason}. Reply again with only the corrected "
+            "JSON object, matching the required schema exactly.")

@@ -49,21 +49,67 @@ CASES = {
                                      "system-prompt"]),
     "option given twice": (model(top_p="0.5", top__p="0.6") + PREDICT,
                            ["option 'top-p' is given twice"]),
-    "two input columns": (model(inputs="a STRING, b STRING") + PREDICT,
-                          ["INPUT must be exactly one STRING column", "a STRING, b STRING"]),
-    "input not a string": (model(inputs="x INT") + PREDICT,
-                           ["INPUT must be exactly one STRING column", "x INT"]),
-    "output of another type": (model(outputs="score DOUBLE") + PREDICT,
-                               ["OUTPUT column 'score' has type DOUBLE",
-                                "STRING (chat completions) or ARRAY<FLOAT> (embeddings)"]),
-    "two value columns": (model(outputs="a STRING, b STRING") + PREDICT,
-                          ["exactly one value column", "found a, b"]),
-    "endpoint chat but output embeddings": (
-        model(endpoint=ENDPOINT + "/chat/completions", outputs="v ARRAY<FLOAT>") + PREDICT,
-        ["option 'endpoint' selects chat", "'v' is ARRAY<FLOAT>", "chat needs STRING"]),
+    "two input columns, one in DESCRIPTOR": (
+        SOURCE + model(inputs="a STRING, b STRING") + PREDICT,
+        ["statement 4", "model m takes 2 input columns (a STRING, b STRING)", "by position",
+         "DESCRIPTOR names 1: txt"]),
+    "embeddings input not a string": (
+        model(endpoint=ENDPOINT + "/embeddings", inputs="x INT",
+              outputs="v ARRAY<FLOAT>") + PREDICT,
+        ["embeddings model takes exactly one STRING INPUT column", "`x` INT"]),
+    "embeddings with two inputs": (
+        model(endpoint=ENDPOINT + "/embeddings", inputs="a STRING, b STRING",
+              outputs="v ARRAY<FLOAT>") + PREDICT,
+        ["embeddings model takes exactly one STRING INPUT column", "`a` STRING, `b` STRING"]),
+    "output of an unsupported type": (model(outputs="score BYTES") + PREDICT,
+                                      ["statement 1", "column 'score' has type BYTES",
+                                       "not supported", "supported: STRING"]),
+    "nested unsupported type": (model(outputs="label STRING, at ARRAY<TIME>") + PREDICT,
+                                ["column 'at' has type ARRAY<TIME>", "TIME is not supported"]),
+    "unknown output type": (model(outputs="score NUMBERX") + PREDICT,
+                            ["column 'score' has type NUMBERX", "unknown type NUMBERX"]),
+    "decimal precision too large": (model(outputs="price DECIMAL(40, 2)") + PREDICT,
+                                    ["column 'price'", "1 <= precision <= 38"]),
+    "map with non-string keys in a structured answer": (
+        model(outputs="counts MAP<INT, STRING>") + PREDICT,
+        ["column 'counts' has type MAP<INT, STRING>", "MAP<STRING, T>"]),
+    "structured output on an embeddings model": (
+        model(endpoint=ENDPOINT + "/embeddings", outputs="a STRING, v ARRAY<FLOAT>") + PREDICT,
+        ["option 'endpoint' selects embeddings", "ARRAY<FLOAT>",
+         "structured OUTPUT is for chat models", "'a' STRING, 'v' ARRAY<FLOAT>"]),
     "endpoint embeddings but output string": (
         model(endpoint=ENDPOINT + "/embeddings") + PREDICT,
-        ["option 'endpoint' selects embeddings", "embeddings needs ARRAY<FLOAT>"]),
+        ["option 'endpoint' selects embeddings", "ARRAY<FLOAT>", "found 'content' STRING"]),
+    "response-format text with structured output": (
+        model(outputs="label STRING, confidence DOUBLE", response__format="text") + PREDICT,
+        ["option 'response-format' = 'text' contradicts the structured OUTPUT",
+         "label, confidence"]),
+    "output-format on a plain model": (model(output__format="json-object") + PREDICT,
+                                       ["option 'output-format' applies only to structured"]),
+    "output-retry-num out of range": (
+        model(outputs="label STRING, n2 INT", output__retry__num="11") + PREDICT,
+        ["option 'output-retry-num'", "[0, 10]"]),
+    "template placeholder not in INPUT": (
+        model(inputs="title STRING, body STRING", prompt__template="T: {title} R: {review}")
+        + PREDICT, ["option 'prompt-template'", "placeholder {review} is not an INPUT column",
+                    "INPUT columns: title, body"]),
+    "template with a lone brace": (
+        model(prompt__template="JSON like {") + PREDICT,
+        ["option 'prompt-template'", "{{ and }} for literal braces"]),
+    "template with a format spec": (
+        model(prompt__template="{input:>10}") + PREDICT,
+        ["placeholder {input:>10} must be an INPUT column name"]),
+    "usage column of the wrong type": (
+        model(outputs="content STRING, `prompt-tokens` STRING") + PREDICT,
+        ["metadata column 'prompt-tokens' must have type INT, not STRING"]),
+    "finish-reason on an embeddings model": (
+        model(endpoint=ENDPOINT + "/embeddings", outputs="v ARRAY<FLOAT>, `finish-reason` STRING")
+        + PREDICT, ["metadata column 'finish-reason' is for chat models"]),
+    "only metadata columns": (model(outputs="`error-string` STRING") + PREDICT,
+                              ["OUTPUT declares only metadata columns"]),
+    "descriptor column of the wrong type for a typed input": (
+        SOURCE + model(inputs="body STRING, stars INT") + PREDICT.replace("(txt)", "(txt, txt)"),
+        ["column 'txt' of TABLE src is", "takes INT input for INPUT column 'stars'"]),
     "endpoint not a URL": (model(endpoint="api.openai.com") + PREDICT,
                            ["option 'endpoint'", "is not an http(s) URL"]),
     "dimension on a chat model": (model(dimension="8") + PREDICT,
@@ -81,6 +127,8 @@ CASES = {
                  ["option 'error-handling-strategy'", "RETRY, FAILOVER, IGNORE"]),
     "metadata column type": (model(outputs="content STRING, `http-status-code` STRING") + PREDICT,
                              ["metadata column 'http-status-code' must have type INT"]),
+    "no INPUT columns": (model().replace("INPUT (`input` STRING) ", "") + PREDICT,
+                         ["INPUT (...) is required"]),
     "unknown model": (SOURCE + PREDICT.replace("MODEL m", "MODEL nope"),
                       ["statement 3 (line 3)", "unknown model 'nope'"]),
     "descriptor column missing": (SOURCE + model() + PREDICT.replace("txt)", "text)"),

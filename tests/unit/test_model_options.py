@@ -8,8 +8,7 @@ import pickle
 import pytest
 
 from flink_ml_predict import options as opts
-from flink_ml_predict.model import Column, Secret, build_spec, masked_options
-from flink_ml_predict.runtime.predictor import CallSettings
+from flink_ml_predict.model import CallSettings, Column, Secret, build_spec, masked_options
 
 KEY = "sk-unit-0123456789abcdefghij"
 
@@ -61,17 +60,19 @@ def test_the_key_is_masked_everywhere_but_in_reveal() -> None:
 
 def test_seed_000_spellings_are_aliases() -> None:
     model = spec(top_p="0.5", max_tokens="10")
-    assert model.values["top-p"] == 0.5 and model.values["max-tokens"] == 10
+    assert model.options["top-p"] == 0.5 and model.options["max-tokens"] == 10
+    assert model.chat is not None and model.chat.body == {"top_p": 0.5, "max_tokens": 10}
 
 
 def test_request_fields_split_openai_and_dashscope_fields() -> None:
     qwen = spec("https://x/compatible-mode/v1", provider="qwen", temperature="0.2",
                 **{"top-k": "5", "enable-search": "false", "stop": "a, b"})
-    standard, extra = qwen.request_fields()
-    assert standard == {"temperature": 0.2, "stop": ["a", "b"]}
-    assert extra == {"top_k": 5, "enable_search": False}
+    assert qwen.chat is not None
+    assert qwen.chat.body == {"temperature": 0.2, "stop": ["a", "b"]}
+    assert qwen.chat.extra_body == {"top_k": 5, "enable_search": False}
     embeddings = spec("https://x/v1/embeddings", "ARRAY<FLOAT>", dimension="256")
-    assert embeddings.request_fields() == ({"dimensions": 256}, {})
+    assert embeddings.embedding is not None and embeddings.chat is None
+    assert (embeddings.embedding.body, embeddings.embedding.extra_body) == ({"dimensions": 256}, {})
 
 
 @pytest.mark.parametrize("value, seconds", [("500ms", 0.5), ("30 s", 30.0), ("3min", 180.0),

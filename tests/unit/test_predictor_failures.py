@@ -10,8 +10,8 @@ import logging
 import pytest
 
 from flink_ml_predict import ModelCallError
-from flink_ml_predict.model import Column, build_spec
-from flink_ml_predict.runtime.predictor import CallSettings, Predictor
+from flink_ml_predict.model import CallSettings, Column, build_spec
+from flink_ml_predict.runtime.predictor import Predictor
 from tests.conftest import TEST_KEY
 from tests.fakes.openai_server import Fault
 
