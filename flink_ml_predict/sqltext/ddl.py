@@ -129,6 +129,7 @@ def _model_head(cur: Cursor, verb: str, *condition: str) -> tuple[bool, bool, tu
 
 _NO_SPACE_BEFORE = frozenset({",", ">", ")", "(", "<", ".", "]", "["})
 _NO_SPACE_AFTER = frozenset({"<", "(", ".", "["})
+_TYPE_CLOSERS = {"(": ")", "[": "]", "<": ">"}
 
 
 def _join_type(tokens: Sequence[Token]) -> str:
@@ -145,19 +146,25 @@ def _join_type(tokens: Sequence[Token]) -> str:
 
 
 def _column_type(cur: Cursor, column: str) -> str:
-    """Parse a column type up to the next top-level ',', ')' or COMMENT."""
+    """Parse a column type up to the next top-level ',', ')' or COMMENT; brackets must match."""
     tokens: list[Token] = []
-    depth = 0
+    open_brackets: list[Token] = []
     while (token := cur.peek()) is not None:
-        if depth == 0 and (token.is_punct(",", ")") or token.is_word("COMMENT")):
+        if not open_brackets and (token.is_punct(",", ")") or token.is_word("COMMENT")):
             break
-        if token.is_punct("(", "[", "<"):
-            depth += 1
-        elif token.is_punct(")", "]", ">"):
-            depth -= 1
+        if token.is_punct(*_TYPE_CLOSERS):
+            open_brackets.append(token)
+        elif token.is_punct(*_TYPE_CLOSERS.values()):
+            if not open_brackets or _TYPE_CLOSERS[open_brackets[-1].text] != token.text:
+                opening = f"'{open_brackets[-1].text}'" if open_brackets else "nothing"
+                raise cur.fail(f"'{token.text}' closes {opening} in the type of column `{column}`")
+            open_brackets.pop()
         tokens.append(cur.advance())
     if not tokens:
         raise cur.expected(f"a type for column `{column}`")
+    if open_brackets:
+        raise cur.fail(f"'{open_brackets[-1].text}' in the type of column `{column}` is never "
+                       "closed", open_brackets[-1])
     return _join_type(tokens)
 
 

@@ -200,3 +200,69 @@ class TestDropModel:
     def test_errors(self, text: str, message: str) -> None:
         with pytest.raises(SqlSyntaxError, match=message):
             parse_drop_model(text)
+
+
+class TestColumnDefinitions:
+    """INPUT/OUTPUT columns keep their type text whole, NOT NULL included, and their comment apart."""
+
+    @pytest.mark.parametrize(
+        ("column", "expected"),
+        [
+            ("`input` STRING NOT NULL", ColumnDef("input", "STRING NOT NULL")),
+            ("`input` STRING NULL", ColumnDef("input", "STRING NULL")),
+            ("`input` STRING NOT NULL COMMENT 'the text'", ColumnDef("input", "STRING NOT NULL", "the text")),
+            ("tags ARRAY<STRING>", ColumnDef("tags", "ARRAY<STRING>")),
+            ("counts MAP<STRING, INT>", ColumnDef("counts", "MAP<STRING, INT>")),
+            ("r ROW<a INT, b STRING>", ColumnDef("r", "ROW<a INT, b STRING>")),
+            ("r ROW<a INT COMMENT 'x'>", ColumnDef("r", "ROW<a INT COMMENT 'x'>")),
+            ("r ROW<a INT COMMENT 'x', b STRING> NOT NULL COMMENT 'y'",
+             ColumnDef("r", "ROW<a INT COMMENT 'x', b STRING> NOT NULL", "y")),
+            ("price DECIMAL(10, 2)", ColumnDef("price", "DECIMAL(10, 2)")),
+            ("price DECIMAL(10,2) NOT NULL", ColumnDef("price", "DECIMAL(10, 2) NOT NULL")),
+            ("ts TIMESTAMP(3)", ColumnDef("ts", "TIMESTAMP(3)")),
+            ("`prompt-tokens` INT", ColumnDef("prompt-tokens", "INT")),
+            ("`prompt-tokens` INT NOT NULL COMMENT 'usage; as reported'",
+             ColumnDef("prompt-tokens", "INT NOT NULL", "usage; as reported")),
+            ("`it``s` STRING COMMENT 'it''s'", ColumnDef("it`s", "STRING", "it's")),
+        ],
+    )
+    def test_column(self, column: str, expected: ColumnDef) -> None:
+        model = parse_create_model(f"CREATE MODEL m INPUT (`x` STRING) OUTPUT ({column}, `z` INT) WITH ()")
+        assert model.outputs == (expected, ColumnDef("z", "INT"))
+        model = parse_create_model(f"CREATE MODEL m INPUT ({column}) WITH ()")
+        assert model.inputs == (expected,)
+
+    def test_render_keeps_not_null_and_comments(self) -> None:
+        model = parse_create_model(
+            "CREATE MODEL m INPUT (`input` STRING NOT NULL COMMENT 'the user''s text') "
+            "OUTPUT (`content` STRING, `prompt-tokens` INT NOT NULL, r ROW<a INT COMMENT 'x'> COMMENT 'y', "
+            "d DECIMAL(10, 2), ts TIMESTAMP(3), tags ARRAY<STRING>, counts MAP<STRING, INT>) WITH ('provider' = 'openai')"
+        )
+        assert model.render() == (
+            "CREATE MODEL `m`\n"
+            "INPUT (`input` STRING NOT NULL COMMENT 'the user''s text')\n"
+            "OUTPUT (`content` STRING, `prompt-tokens` INT NOT NULL, `r` ROW<a INT COMMENT 'x'> COMMENT 'y', "
+            "`d` DECIMAL(10, 2), `ts` TIMESTAMP(3), `tags` ARRAY<STRING>, `counts` MAP<STRING, INT>)\n"
+            "WITH (\n  'provider' = 'openai'\n)"
+        )
+        assert parse_create_model(model.render()) == model
+
+    def test_comment_of_a_column_without_type_is_an_error(self) -> None:
+        with pytest.raises(SqlSyntaxError, match="expected a type for column `x`"):
+            parse_create_model("CREATE MODEL m INPUT (x COMMENT 'c') WITH ()")
+
+    @pytest.mark.parametrize(
+        ("column", "message"),
+        [
+            ("r ROW<a INT, b STRING)", r"'\)' closes '<' in the type of column `r` at line 1"),
+            ("r ARRAY<STRING>>", "'>' closes nothing in the type of column `r`"),
+            ("d DECIMAL(10, 2>", "'>' closes '\\(' in the type of column `d`"),
+        ],
+    )
+    def test_unbalanced_type_is_an_error(self, column: str, message: str) -> None:
+        with pytest.raises(SqlSyntaxError, match=message):
+            parse_create_model(f"CREATE MODEL m OUTPUT ({column}) WITH ()")
+
+    def test_type_never_closed(self) -> None:
+        with pytest.raises(SqlSyntaxError, match="'<' in the type of column `r` is never closed at line 2"):
+            parse_create_model("CREATE MODEL m\nOUTPUT (r ARRAY<STRING")
