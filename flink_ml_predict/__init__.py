@@ -16,9 +16,10 @@ from .errors import (
     PredictCallError,
     RetryableModelCallError,
     SqlSyntaxError,
+    StatementError,
 )
 from .model import ModelSpec
-from .runner import ScriptRunner, StatementError
+from .runner import ScriptRunner
 
 __version__ = "0.1.0"
 

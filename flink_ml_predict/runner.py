@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TextIO
 
 from . import sqltext
-from .errors import ConfigurationError, FlinkMlPredictError, PredictCallError
+from .errors import ConfigurationError, PredictCallError, StatementError
 from .model import Column, build_spec, masked_options
 from .registry import ModelRegistry
 from .rewrite import Rewritten, apply_settings, call_settings, rewrite
@@ -36,9 +36,7 @@ _LOGGER = logging.getLogger(__name__)
 # Options of Alibaba Cloud's Flink (VVR) that open-source Flink rejects, per connector.
 VVR_ONLY_OPTIONS = {"print": ("logger",)}
 
-
-class StatementError(FlinkMlPredictError):
-    """Flink rejected a statement, or the job it started failed."""
+__all__ = ["ScriptRunner", "StatementError", "VVR_ONLY_OPTIONS", "flink_message"]
 
 
 def flink_message(exc: BaseException) -> str:
