@@ -2,6 +2,11 @@
 
 Turns a row into a request, a response into values, and SDK exceptions into
 :mod:`flink_ml_predict.errors` (the only place that knows the SDK's exception classes).
+
+A 200 response is read from its raw body into small pydantic models of the fields we use, so a
+body that is not what a provider should send (an HTML page, truncated JSON, a missing field) is a
+retryable "malformed response" saying what arrived, while an exception of our own code (a
+KeyError, TypeError, AttributeError...) is not mapped at all: it fails the job with its traceback.
 """
 
 from __future__ import annotations
@@ -11,9 +16,10 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import openai
+import pydantic
 
 from .. import options as opts
 from ..errors import ModelCallError, PermanentModelCallError, RetryableModelCallError
@@ -100,8 +106,13 @@ def _status_error_message(exc: openai.APIStatusError) -> str:
     return f"HTTP {exc.status_code}: {text}"
 
 
-def map_exception(exc: BaseException, scrub: _Scrubber) -> ModelCallError:
-    """Converts an exception from the SDK (or from reading its response) to our hierarchy."""
+def map_exception(exc: BaseException, scrub: _Scrubber) -> ModelCallError | None:
+    """Converts an exception from the SDK (or from decoding its response) to our hierarchy.
+
+    Returns:
+        The error to raise instead, or None when ``exc`` is neither the SDK's nor a decoding
+        failure: a bug of ours, which must fail the job with its traceback, not be retried.
+    """
     if isinstance(exc, ModelCallError):
         return exc
     if isinstance(exc, openai.APITimeoutError):
@@ -125,26 +136,97 @@ def map_exception(exc: BaseException, scrub: _Scrubber) -> ModelCallError:
         return RetryableModelCallError(scrub(f"malformed response: {exc.message}"),
                                        status=exc.status_code,
                                        headers=_headers_map(response.headers))
-    if isinstance(exc, (ValueError, KeyError, TypeError, AttributeError)):
-        # The SDK lets json.JSONDecodeError and shape errors of a 200 response through.
+    if isinstance(exc, (json.JSONDecodeError, pydantic.ValidationError)):
         return RetryableModelCallError(scrub(f"malformed response ({type(exc).__name__}: {exc})"))
-    return PermanentModelCallError(scrub(f"{type(exc).__name__}: {exc}"))
+    if isinstance(exc, openai.OpenAIError):
+        return PermanentModelCallError(scrub(f"{type(exc).__name__}: {exc}"))
+    return None
 
 
-def _usage(usage: Any) -> Usage:
+class _Message(pydantic.BaseModel):
+    content: str | None = None
+
+
+class _Choice(pydantic.BaseModel):
+    index: int | None = None
+    message: _Message
+
+
+class _UsageBody(pydantic.BaseModel):
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+class _ChatBody(pydantic.BaseModel):
+    """The fields of a chat completion that we read (others are ignored)."""
+
+    choices: list[_Choice]
+    usage: _UsageBody | None = None
+
+
+class _Embedding(pydantic.BaseModel):
+    index: int
+    embedding: list[float]
+
+
+class _EmbeddingBody(pydantic.BaseModel):
+    """The fields of an embeddings response that we read (others are ignored)."""
+
+    data: list[_Embedding]
+    usage: _UsageBody | None = None
+
+
+_Body = TypeVar("_Body", bound=pydantic.BaseModel)
+SNIPPET_BYTES = 80
+
+
+def decode_body(response: Any, body_type: type[_Body], scrub: _Scrubber) -> _Body:
+    """The body of a successful HTTP response (the SDK's httpx response) as ``body_type``.
+
+    The SDK hands back the body as a ``str`` when the content type is not JSON and the body does
+    not parse as JSON (``openai._response``: "If the API responds with content that isn't JSON
+    then we just return the (decoded) text"); reading the raw body ourselves sees that case.
+
+    Raises:
+        RetryableModelCallError: "malformed response: expected JSON, got <content type>: <first
+            bytes>" for a body that is not JSON, or naming the first missing or wrong field.
+    """
+    try:
+        return body_type.model_validate_json(response.content)
+    except pydantic.ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        if first["type"] == "json_invalid":
+            content_type = response.headers.get("content-type") or "no content type"
+            start = response.content[:SNIPPET_BYTES].decode("utf-8", "replace")
+            detail = f"expected JSON, got {content_type}: {' '.join(start.split())}"
+        else:
+            where = ".".join(str(part) for part in first["loc"]) or "body"
+            detail = f"{where}: {first['msg']}"
+        raise RetryableModelCallError(scrub(f"malformed response: {detail}"),
+                                      status=response.status_code,
+                                      headers=_headers_map(response.headers)) from None
+
+
+def _usage(usage: _UsageBody | None) -> Usage:
     if usage is None:
         return Usage()
-    return Usage(getattr(usage, "prompt_tokens", 0) or 0,
-                 getattr(usage, "completion_tokens", 0) or 0)
+    return Usage(usage.prompt_tokens or 0, usage.completion_tokens or 0)
 
 
 class AsyncModelClient:
     """Sends chat and embeddings requests of one model.
 
     One instance per Flink worker and model, created on the event loop that uses it.
+
+    Args:
+        spec: the model.
+        max_connections: size of the connection pool (the operator's concurrency).
+        http_client: the SDK's HTTP client to use instead of a new pool (e.g. with a mock
+            transport in tests).
     """
 
-    def __init__(self, spec: ModelSpec, *, max_connections: int = 100) -> None:
+    def __init__(self, spec: ModelSpec, *, max_connections: int = 100,
+                 http_client: Any = None) -> None:
         self._spec = spec
         self._scrub = _Scrubber(spec.api_key.reveal())
         self._client = openai.AsyncOpenAI(
@@ -152,7 +234,7 @@ class AsyncModelClient:
             base_url=spec.base_url,
             max_retries=0,  # tenacity is the only retry owner
             timeout=spec.get(opts.REQUEST_TIMEOUT),
-            http_client=_http_client(max_connections),
+            http_client=http_client or _http_client(max_connections),
         )
         standard, extra = spec.request_fields()
         self._fields = standard
@@ -165,43 +247,51 @@ class AsyncModelClient:
                 self._fields["max_tokens"] = spec.get(opts.MAX_TOKENS)
         self._system_prompt = spec.get(opts.SYSTEM_PROMPT)
 
+    async def _send(self, create: Any, **kwargs: Any) -> Any:
+        """The SDK's raw response to one request; SDK failures mapped, our own bugs untouched."""
+        try:
+            raw = await create(**kwargs)
+        except Exception as exc:
+            mapped = map_exception(exc, self._scrub)
+            if mapped is None:
+                raise
+            raise mapped from exc
+        return raw.http_response
+
     async def chat(self, text: str, timeout: float) -> ChatAnswer:
         """One chat completion for one row: the system prompt, then the row's text."""
-        try:
-            response = await self._client.chat.completions.create(
-                model=self._spec.model,
-                messages=[{"role": "system", "content": self._system_prompt},
-                          {"role": "user", "content": text}],
-                timeout=request_timeout(timeout),
-                extra_body=self._extra_body,
-                **self._fields,
-            )
-            choices = response.choices
-            if not choices:
-                raise RetryableModelCallError("response had no choices")
-            ordered = sorted(choices, key=lambda c: c.index or 0)
-            return ChatAnswer(tuple(c.message.content for c in ordered), _usage(response.usage))
-        except Exception as exc:  # noqa: BLE001 - every failure is mapped, none escapes raw
-            raise map_exception(exc, self._scrub) from exc
+        response = await self._send(
+            self._client.chat.completions.with_raw_response.create,
+            model=self._spec.model,
+            messages=[{"role": "system", "content": self._system_prompt},
+                      {"role": "user", "content": text}],
+            timeout=request_timeout(timeout),
+            extra_body=self._extra_body,
+            **self._fields,
+        )
+        body = decode_body(response, _ChatBody, self._scrub)
+        if not body.choices:
+            raise RetryableModelCallError("response had no choices")
+        ordered = sorted(body.choices, key=lambda c: c.index or 0)
+        return ChatAnswer(tuple(c.message.content for c in ordered), _usage(body.usage))
 
     async def embed(self, texts: list[str], timeout: float) -> EmbeddingAnswer:
         """Embeddings of several texts in one request, in input order."""
-        try:
-            response = await self._client.embeddings.create(
-                model=self._spec.model,
-                input=texts,
-                encoding_format="float",  # DashScope documents only float
-                timeout=request_timeout(timeout),
-                extra_body=self._extra_body,
-                **self._fields,
-            )
-            data = sorted(response.data or [], key=lambda d: d.index)
-            if len(data) != len(texts):
-                raise RetryableModelCallError(
-                    f"response had {len(data)} embeddings for {len(texts)} inputs")
-            return EmbeddingAnswer(tuple(list(d.embedding) for d in data), _usage(response.usage))
-        except Exception as exc:  # noqa: BLE001
-            raise map_exception(exc, self._scrub) from exc
+        response = await self._send(
+            self._client.embeddings.with_raw_response.create,
+            model=self._spec.model,
+            input=texts,
+            encoding_format="float",  # DashScope documents only float
+            timeout=request_timeout(timeout),
+            extra_body=self._extra_body,
+            **self._fields,
+        )
+        body = decode_body(response, _EmbeddingBody, self._scrub)
+        data = sorted(body.data, key=lambda d: d.index)
+        if len(data) != len(texts):
+            raise RetryableModelCallError(
+                f"response had {len(data)} embeddings for {len(texts)} inputs")
+        return EmbeddingAnswer(tuple(d.embedding for d in data), _usage(body.usage))
 
     async def aclose(self) -> None:
         """Closes the connection pool."""
