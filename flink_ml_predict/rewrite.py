@@ -28,6 +28,7 @@ from .model import ModelSpec
 from .registry import ModelRegistry
 from .runtime.predictor import CallSettings
 from .sqltext import PredictCall, find_predict_calls
+from .sqltext import quote_identifier as quote
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -40,11 +41,6 @@ DEFAULT_KEYS = {
 }
 OUTPUT_MODES = ("ORDERED", "ALLOW_UNORDERED")
 _COUNTER = itertools.count(1)
-
-
-def quote(name: str) -> str:
-    """A backquoted Flink identifier."""
-    return "`" + name.replace("`", "``") + "`"
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flink_ml_predict import execute_script, predict, register_model, sql_query
+from flink_ml_predict import PredictCallError, execute_script, predict, register_model, sql_query
 from flink_ml_predict.standin import embedding_vector
 from tests.conftest import TEST_KEY, collect, model_ddl, sequence_source
 
@@ -210,3 +210,17 @@ def test_in_flight_bound_is_capacity_times_parallelism(server) -> None:
     assert sorted(r[0] for r in rows) == list(range(1, 121))
     assert all(content == f"text-{i}" for i, content in rows)
     assert 3 < server.max_in_flight <= 6  # both parallel instances in flight, each bounded by 3
+
+
+def test_python_api_predict_config_values_are_quoted(t_env, server) -> None:
+    register_model(t_env, "labeller", {"provider": "openai", "endpoint": server.base_url,
+                                       "api-key": TEST_KEY, "model": "gpt-4o-mini"})
+    comments = t_env.from_elements([(1, "a")], ["id", "comment"])
+    with pytest.raises(PredictCallError,
+                       match=r"ML_PREDICT CONFIG: output-mode 'ORDERED'' is not one of ORDERED"):
+        predict(t_env, comments, "labeller", "comment", {"output-mode": "ordered'"})
+    table = predict(t_env, comments, "labeller", "comment",
+                    {"timeout": "30s", "max-concurrent-operations": "2"})
+    with table.execute().collect() as results:
+        assert [tuple(r) for r in results] == [(1, "a", "a")]
+    assert server.requests and all(r.outcome == "ok" for r in server.requests)
