@@ -17,9 +17,10 @@ from dataclasses import dataclass
 
 from ..errors import ConfigurationError, SqlSyntaxError
 
+# A byte order mark may open a script (editors on Windows write one): it counts as whitespace.
 _TOKEN_RE = re.compile(
     r"""
-    (?P<ws>\s+)
+    (?P<ws>\A\ufeff\s*|\s+)
   | (?P<comment>--[^\n]*|/\*.*?\*/)
   | (?P<string>(?:[EeXxNn]|[Uu]&)?'[^']*(?:''[^']*)*')
   | (?P<qident>`[^`]*(?:``[^`]*)*`)

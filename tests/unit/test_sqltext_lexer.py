@@ -80,3 +80,13 @@ class TestTokenize:
     def test_comment_markers_inside_string_are_text(self) -> None:
         tokens = [t for t in tokenize("'-- not /* a comment'") if t.kind != "ws"]
         assert [t.kind for t in tokens] == ["string"]
+
+
+class TestByteOrderMark:
+    def test_leading_byte_order_mark_is_whitespace(self) -> None:
+        tokens = tokenize("\ufeffCREATE MODEL m")
+        assert [(t.kind, t.text) for t in tokens[:2]] == [("ws", "\ufeff"), ("word", "CREATE")]
+        assert tokenize("\ufeff\n  SELECT")[0] == Token("ws", "\ufeff\n  ", 0, 4)
+
+    def test_byte_order_mark_elsewhere_is_not_whitespace(self) -> None:
+        assert tokenize("a\ufeff")[-1] == Token("punct", "\ufeff", 1, 2)

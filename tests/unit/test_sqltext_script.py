@@ -475,3 +475,10 @@ class TestExplain:
     def test_explain_without_statement(self) -> None:
         with pytest.raises(SqlSyntaxError, match="EXPLAIN: expected a statement to explain, found end"):
             explain_target("EXPLAIN PLAN FOR")
+
+
+def test_script_opening_with_a_byte_order_mark() -> None:
+    statements = split_statements("\ufeffCREATE MODEL m1 WITH ();\nSELECT 1")
+    assert [(s.text, s.index, s.line) for s in statements] == [
+        ("CREATE MODEL m1 WITH ()", 1, 1), ("SELECT 1", 2, 2)]
+    assert statement_kind(statements[0].text) == "create_model"
