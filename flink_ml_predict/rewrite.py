@@ -25,7 +25,7 @@ from . import options as opts
 from .errors import PredictCallError
 from .functions import make_udf
 from .model import ModelSpec
-from .registry import ModelRegistry
+from .registry import ModelRegistry, unknown_model
 from .runtime.predictor import CallSettings
 from .sqltext import PredictCall, find_predict_calls
 from .sqltext import quote_identifier as quote
@@ -142,9 +142,9 @@ def rewrite(text: str, *, t_env: Any, registry: ModelRegistry, where: str) -> Re
     for call in outer:
         spec = registry.get(call.model_parts)
         if spec is None:
-            known = ", ".join(registry.names()) or "none"
-            raise PredictCallError(f"{where}: ML_PREDICT: unknown model '{call.model}'; "
-                                   f"models created in this session: {known}")
+            key = registry.qualify(call.model_parts)
+            raise PredictCallError(f"{where}: " + unknown_model(
+                call.model_parts, key, registry.names(), "created in this session"))
         if len(call.columns) != 1:
             raise PredictCallError(
                 f"{where}: ML_PREDICT: model {spec.name} takes one input column "

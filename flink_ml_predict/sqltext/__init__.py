@@ -5,7 +5,7 @@ One module per concern, all driven by one tokenizer:
 * :mod:`.lexer`: tokens (string literals, backquoted identifiers, comments never split a
   statement) and the recursive-descent cursor the parsers share;
 * :mod:`.script`: splitting a script into statements, classifying them, and the SQL client's
-  own statements (SET, RESET, EXECUTE STATEMENT SET, EXPLAIN);
+  own statements (SET, RESET, EXECUTE STATEMENT SET, EXPLAIN, USE);
 * :mod:`.ddl`: CREATE MODEL / DROP MODEL; :mod:`.with_clause`: ``WITH ('k' = 'v')`` clauses;
 * :mod:`.predict`: the ML_PREDICT locator;
 * :mod:`.env`: ``'${NAME}'`` substitution.
@@ -27,6 +27,7 @@ from .script import (
     explain_target,
     parse_reset,
     parse_set,
+    parse_use,
     split_statements,
     statement_kind,
     statement_set_inner,
@@ -46,6 +47,7 @@ __all__ = [
     "parse_drop_model",
     "parse_reset",
     "parse_set",
+    "parse_use",
     "quote_identifier",
     "quote_string",
     "remove_with_options",

@@ -332,3 +332,31 @@ def explain_target(text: str) -> tuple[str, str]:
     start = cur.tokens[cur.pos].start
     return text[:start], text[start : cur.tokens[-1].end]
 
+
+def parse_use(text: str) -> tuple[str | None, str | None] | None:
+    """The catalog and database a ``USE`` statement makes current.
+
+    Args:
+        text: a statement.
+
+    Returns:
+        ``(catalog, None)`` for ``USE CATALOG c`` (the database becomes the catalog's default,
+        which only the catalog knows), ``(None, db)`` for ``USE db``, ``(c, db)`` for
+        ``USE c.db``; None for ``USE MODULES ...`` and for statements that are not USE.
+
+    Raises:
+        SqlSyntaxError: a USE statement that names no catalog or database, or too many parts.
+    """
+    cur = Cursor(text, "USE")
+    if not cur.accept_word("USE") or cur.at_word("MODULES"):
+        return None
+    if cur.at_word("CATALOG") and cur.peek(1) is not None:
+        cur.advance()
+        catalog = cur.expect_ident("a catalog name", after="USE CATALOG").value
+        cur.expect_end("the catalog name")
+        return catalog, None
+    parts = cur.dotted_name("a database name", after="USE")
+    if len(parts) > 2:
+        raise cur.fail("expected [catalog.]database after USE", parts[0])
+    cur.expect_end("the database name")
+    return (parts[0].value, parts[1].value) if len(parts) == 2 else (None, parts[0].value)

@@ -83,6 +83,15 @@ CASES = {
                              ["metadata column 'http-status-code' must have type INT"]),
     "unknown model": (SOURCE + PREDICT.replace("MODEL m", "MODEL nope"),
                       ["statement 3 (line 3)", "unknown model 'nope'"]),
+    "unknown qualified model": (SOURCE + model() + PREDICT.replace("MODEL m", "MODEL other_db.m"),
+                                ["statement 4 (line 4)",
+                                 "unknown model 'other_db.m' (default_catalog.other_db.m)",
+                                 "models created before this statement: m"]),
+    "model of the database before USE": (
+        SOURCE + model() + "CREATE DATABASE db2;\nUSE db2;\n"
+        + PREDICT.replace("TABLE src", "TABLE default_database.src"),
+        ["statement 6 (line 6)", "unknown model 'm'",
+         "models created before this statement: default_database.m"]),
     "descriptor column missing": (SOURCE + model() + PREDICT.replace("txt)", "text)"),
                                   ["statement 4 (line 4)", "column 'text' is not in TABLE src",
                                    "id, txt, n"]),

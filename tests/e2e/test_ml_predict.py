@@ -224,3 +224,35 @@ def test_python_api_predict_config_values_are_quoted(t_env, server) -> None:
     with table.execute().collect() as results:
         assert [tuple(r) for r in results] == [(1, "a", "a")]
     assert server.requests and all(r.outcome == "ok" for r in server.requests)
+
+
+def test_qualified_model_names_resolve_like_flink(t_env, server) -> None:
+    def insert(row: int, model: str) -> str:
+        return (f"INSERT INTO default_database.sink SELECT id, content FROM ML_PREDICT(TABLE "
+                f"(SELECT * FROM default_database.src WHERE id = {row}), MODEL {model}, "
+                "DESCRIPTOR(txt));\n")
+
+    script = "".join([
+        model_ddl("m1", server.base_url), ";\n",
+        "CREATE DATABASE db2;\nUSE db2;\n",
+        model_ddl("m2", server.base_url), ";\n",
+        "USE default_database;\n",
+        "CREATE TEMPORARY VIEW src(id, txt) AS VALUES (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd'), "
+        "(5, 'e'), (6, 'f');\n",
+        "CREATE TEMPORARY TABLE sink (id INT, content STRING) WITH ('connector' = 'blackhole');\n",
+        "EXECUTE STATEMENT SET BEGIN\n",
+        insert(1, "m1"), insert(2, "default_database.m1"),
+        insert(3, "`default_catalog`.`default_database`.`m1`"), insert(4, "db2.m2"),
+        insert(5, "default_catalog.db2.m2"), "END;\n",
+        "USE db2;\n",
+        insert(6, "m2"),
+    ])
+    execute_script(t_env, script)
+    assert sorted(r.body["messages"][-1]["content"] for r in server.requests) == [
+        "a", "b", "c", "d", "e", "f"]
+    with pytest.raises(PredictCallError) as caught:
+        sql_query(t_env, "SELECT * FROM ML_PREDICT(TABLE default_database.src, MODEL nope.m1, "
+                         "DESCRIPTOR(txt))")
+    assert str(caught.value) == (
+        "sql_query: ML_PREDICT: unknown model 'nope.m1' (default_catalog.nope.m1); models "
+        "created in this session: default_database.m1, m2")

@@ -15,6 +15,7 @@ from flink_ml_predict.sqltext import (
     parse_create_model,
     parse_reset,
     parse_set,
+    parse_use,
     split_statements,
     statement_kind,
     statement_set_inner,
@@ -482,3 +483,33 @@ def test_script_opening_with_a_byte_order_mark() -> None:
     assert [(s.text, s.index, s.line) for s in statements] == [
         ("CREATE MODEL m1 WITH ()", 1, 1), ("SELECT 1", 2, 2)]
     assert statement_kind(statements[0].text) == "create_model"
+
+
+class TestUse:
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            ("USE CATALOG c1", ("c1", None)),
+            ("use catalog `my cat`", ("my cat", None)),
+            ("USE db2", (None, "db2")),
+            ("USE `c 1`.db2", ("c 1", "db2")),
+            ("USE catalog", (None, "catalog")),
+            ("USE MODULES core, hive", None),
+            ("SELECT 1", None),
+            ("CREATE TABLE use (a INT)", None),
+        ],
+    )
+    def test_parse(self, text: str, expected: tuple[str | None, str | None] | None) -> None:
+        assert parse_use(text) == expected
+
+    @pytest.mark.parametrize(
+        ("text", "message"),
+        [
+            ("USE", "USE: expected a database name after USE, found end of statement"),
+            ("USE a.b.c", r"expected \[catalog.\]database after USE"),
+            ("USE CATALOG c d", "unexpected 'd' after the catalog name"),
+        ],
+    )
+    def test_errors(self, text: str, message: str) -> None:
+        with pytest.raises(SqlSyntaxError, match=message):
+            parse_use(text)
