@@ -54,11 +54,24 @@ class Rewritten:
         """The one CallSettings of the statement (PyFlink applies one per job), or None."""
         distinct = {(s.max_concurrent, s.timeout) for s in self.settings}
         if len(distinct) > 1:
+            calls = "; ".join(
+                f"call {n}: max-concurrent-operations {s.max_concurrent}, timeout "
+                f"{format_duration(s.timeout)}" for n, s in enumerate(self.settings, 1))
             raise PredictCallError(
                 f"{where}: ML_PREDICT calls in one statement use different "
-                "'max-concurrent-operations' or 'timeout'; PyFlink's async operator takes one "
-                f"value of each per job: {sorted(distinct)}")
+                "'max-concurrent-operations' or 'timeout', but PyFlink's async operator takes one "
+                f"value of each per job ({calls}); give every call the same CONFIG values")
         return self.settings[0] if self.settings else None
+
+
+def format_duration(seconds: float) -> str:
+    """A duration as Flink writes one: ``500ms``, ``30s``, ``3min``."""
+    millis = round(seconds * 1000)
+    if millis % 1000:
+        return f"{millis}ms"
+    if millis % 60_000 or millis == 0:
+        return f"{millis // 1000}s"
+    return f"{millis // 60_000}min"
 
 
 def _table_config(t_env: Any, key: str) -> str | None:
