@@ -24,9 +24,9 @@ from flink_ml_predict.errors import (
 from flink_ml_predict.model import Column, build_spec
 from flink_ml_predict.runtime import client as client_module
 from flink_ml_predict.runtime.client import AsyncModelClient, map_exception
-from flink_ml_predict.runtime.predictor import CallSettings, Predictor
 from tests.conftest import TEST_KEY
 from tests.fakes.openai_server import Fault
+from tests.unit.test_predictor_failures import make_predictor, predict
 
 try:  # the httpx the installed openai SDK is built on
     import httpx2 as httpx
@@ -152,20 +152,9 @@ def test_embeddings_of_the_wrong_shape() -> None:
 
 def test_html_page_from_the_real_server_is_retried_then_answered(server) -> None:
     server.script("a", [Fault.wrong_content_type(), None])
-    recorded: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        recorded.append(seconds)
-
-    async def run():
-        predictor = Predictor(spec(server.base_url), CallSettings(), sleep=sleep)
-        try:
-            return await predictor.predict("a")
-        finally:
-            await predictor.aclose()
-
-    assert asyncio.run(run()) == [("a",)]
-    assert len(recorded) == 1
+    predictor, sleep = make_predictor(server)
+    assert predict(predictor, "a") == [("a",)]
+    assert len(sleep.delays) == 1
     assert [r.outcome for r in server.requests] == ["wrong-content-type", "ok"]
 
 
@@ -206,21 +195,10 @@ def test_a_bug_of_ours_is_not_retried(monkeypatch, server) -> None:
         raise KeyError("prompt_tokens")
 
     monkeypatch.setattr(client_module, "_usage", broken)
-    recorded: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        recorded.append(seconds)
-
-    async def run():
-        predictor = Predictor(spec(server.base_url), CallSettings(), sleep=sleep)
-        try:
-            return await predictor.predict("a")
-        finally:
-            await predictor.aclose()
-
+    predictor, sleep = make_predictor(server)
     with pytest.raises(KeyError, match="prompt_tokens"):
-        asyncio.run(run())
-    assert recorded == []
+        predict(predictor, "a")
+    assert sleep.delays == []
     assert len(server.requests) == 1
 
 
