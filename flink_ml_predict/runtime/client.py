@@ -202,9 +202,8 @@ def decode_body(response: Any, body_type: type[_Body], scrub: _Scrubber) -> _Bod
         else:
             where = ".".join(str(part) for part in first["loc"]) or "body"
             detail = f"{where}: {first['msg']}"
-        raise RetryableModelCallError(scrub(f"malformed response: {detail}"),
-                                      status=response.status_code,
-                                      headers=_headers_map(response.headers)) from None
+        # No status: the http-status-code column is for error statuses (this one was 200).
+        raise RetryableModelCallError(scrub(f"malformed response: {detail}")) from None
 
 
 def _usage(usage: _UsageBody | None) -> Usage:
