@@ -8,6 +8,7 @@ error classes, and :class:`ModelSpec`.
 from .api import execute_script, execute_sql, predict, register_model, sql_query
 from .environment import create_table_environment
 from .errors import (
+    AnswerFormatError,
     ConfigurationError,
     FlinkMlPredictError,
     ModelCallError,
@@ -16,13 +17,15 @@ from .errors import (
     PredictCallError,
     RetryableModelCallError,
     SqlSyntaxError,
+    StatementError,
 )
 from .model import ModelSpec
-from .runner import ScriptRunner, StatementError
+from .runner import ScriptRunner
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AnswerFormatError",
     "ConfigurationError",
     "FlinkMlPredictError",
     "ModelCallError",

@@ -8,8 +8,9 @@ from typing import Any
 from . import sqltext
 from .model import Column, ModelSpec, build_spec, masked_options
 from .registry import ModelRegistry
-from .rewrite import apply_settings, quote, rewrite
+from .rewrite import apply_settings, rewrite
 from .runner import ScriptRunner
+from .sqltext import quote_identifier, quote_string
 
 _VIEW_COUNTER = iter(range(1, 1 << 62))
 
@@ -91,13 +92,26 @@ def predict(t_env: Any, table: Any, model: str, column: str,
             config: Mapping[str, str] | None = None) -> Any:
     """Applies a model to a Table: all its columns plus the model's OUTPUT columns.
 
+    Args:
+        t_env: the TableEnvironment the model was registered on.
+        table: the input Table.
+        model: the model's name (``m``, ``db.m`` or ``catalog.db.m``).
+        column: the STRING column of ``table`` sent to the model.
+        config: ML_PREDICT's CONFIG map (``timeout``, ``max-concurrent-operations``, ...).
+
     Example:
         >>> labelled = predict(t_env, comments, "sentiment", "user_comment")  # doctest: +SKIP
     """
     view = f"__mlp_view_{next(_VIEW_COUNTER)}"
     t_env.create_temporary_view(view, table)
-    entries = ", ".join(f"'{k}', '{v}'" for k, v in (config or {}).items())
+    return sql_query(t_env, predict_query(view, model, column, config))
+
+
+def predict_query(view: str, model: str, column: str,
+                  config: Mapping[str, str] | None = None) -> str:
+    """The ML_PREDICT query :func:`predict` runs: names backquoted, CONFIG as string literals."""
+    entries = ", ".join(f"{quote_string(k)}, {quote_string(v)}" for k, v in (config or {}).items())
     config_sql = f", MAP[{entries}]" if entries else ""
-    model_sql = ".".join(quote(p) for p in model.split("."))
-    return sql_query(t_env, f"SELECT * FROM ML_PREDICT(TABLE {quote(view)}, MODEL {model_sql}, "
-                            f"DESCRIPTOR({quote(column)}){config_sql})")
+    model_sql = ".".join(quote_identifier(p) for p in model.split("."))
+    return (f"SELECT * FROM ML_PREDICT(TABLE {quote_identifier(view)}, MODEL {model_sql}, "
+            f"DESCRIPTOR({quote_identifier(column)}){config_sql})")

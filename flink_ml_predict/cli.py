@@ -43,14 +43,28 @@ def _parse_definitions(pairs: Sequence[str]) -> dict[str, str]:
     return config
 
 
+def read_script(path: Path) -> str | None:
+    """The text of a UTF-8 script (a byte order mark is dropped), or None after saying why not."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        print(f"error: cannot read {path}: {exc.strerror}", file=sys.stderr)
+        return None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        print(f"error: cannot read {path}: not UTF-8 text: byte 0x{data[exc.start]:02x} at line "
+              f"{line} ({exc.reason}); save the script as UTF-8", file=sys.stderr)
+        return None
+
+
 def _run_script(path: Path, args: argparse.Namespace, environ: dict[str, str] | None = None) -> int:
     from .environment import create_table_environment
     from .runner import ScriptRunner
 
-    try:
-        script = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        print(f"error: cannot read {path}: {exc.strerror}", file=sys.stderr)
+    script = read_script(path)
+    if script is None:
         return 2
     try:
         t_env = create_table_environment(batch=args.batch, parallelism=args.parallelism,
@@ -96,8 +110,11 @@ def _demo(args: argparse.Namespace) -> int:
 def _sql_client(args: argparse.Namespace) -> int:
     from .sqlclient import generate
 
+    script = read_script(args.script)
+    if script is None:
+        return 2
     try:
-        generated = generate(args.script.read_text(encoding="utf-8"), args.out, module=args.module)
+        generated = generate(script, args.out, module=args.module)
     except (OSError, FlinkMlPredictError) as exc:
         print(f"error: {args.script}: {exc}", file=sys.stderr)
         return 1

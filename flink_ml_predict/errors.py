@@ -7,9 +7,11 @@ Tree::
     |   +-- SqlSyntaxError              a script or statement that cannot be split or parsed
     |   +-- ModelDefinitionError        CREATE MODEL: provider, options, INPUT/OUTPUT schema
     |   +-- PredictCallError            ML_PREDICT: unknown model, missing column, bad CONFIG
+    +-- StatementError                  Flink rejected a statement, or the job it started failed
     +-- ModelCallError                  a request to the model service failed at run time
-        +-- RetryableModelCallError     may succeed later (408/409/429/5xx, connection, timeout)
-        +-- PermanentModelCallError     will not succeed by retrying (400/401/403/404, bad response)
+        +-- RetryableModelCallError     may succeed later (408/409/429/5xx, connection, timeout,
+        |                               malformed response)
+        +-- PermanentModelCallError     will not succeed by retrying (400/401/403/404)
             +-- AnswerFormatError       a structured answer that does not fit the OUTPUT columns
 
 Every message that concerns a statement names it (``statement 3 (line 12)``) and the option or
@@ -39,6 +41,10 @@ class ModelDefinitionError(ConfigurationError):
 
 class PredictCallError(ConfigurationError):
     """An ML_PREDICT call is invalid."""
+
+
+class StatementError(FlinkMlPredictError):
+    """Flink rejected a statement, or the job it started failed."""
 
 
 class ModelCallError(FlinkMlPredictError):

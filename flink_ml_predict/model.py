@@ -242,22 +242,24 @@ def _split_endpoint(ctx: _Context, endpoint: str) -> tuple[str, Task | None]:
     return parsed._replace(path=path).geturl(), None
 
 
-def _resolve_keys(ctx: _Context,
-                  raw: Mapping[str, str]) -> dict[str, tuple[opts.ConfigOption, str]]:
-    """Maps every given key (or alias) to its option; unknown keys are an error."""
-    resolved: dict[str, tuple[opts.ConfigOption, str]] = {}
+def _resolve_keys(ctx: _Context, raw: Mapping[str, str],
+                  ) -> dict[str, tuple[opts.ConfigOption | None, str]]:
+    """Maps every given key (or alias) to its option (None: unknown); a key twice is an error."""
+    resolved: dict[str, tuple[opts.ConfigOption | None, str]] = {}
     for key, value in raw.items():
         option = opts.lookup(key)
-        if option is None:
-            known = [k for o in opts.OPTIONS for k in (o.key, *o.aliases)]
-            close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise ctx.error(f"unknown option '{key}'{hint}; valid options: "
-                            f"{', '.join(sorted(o.key for o in opts.OPTIONS))}")
-        if option.key in resolved:
-            raise ctx.error(f"option '{option.key}' is given twice (as '{key}' and an alias)")
-        resolved[option.key] = (option, value)
+        canonical = option.key if option is not None else key
+        if canonical in resolved:
+            raise ctx.error(f"option '{canonical}' is given twice (as '{key}' and an alias)")
+        resolved[canonical] = (option, value)
     return resolved
+
+
+def _unknown_option(ctx: _Context, key: str, valid: list[str]) -> ModelDefinitionError:
+    known = [k for o in opts.OPTIONS for k in (o.key, *o.aliases) if o.key in valid]
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return ctx.error(f"unknown option '{key}'{hint}; valid options: {', '.join(valid)}")
 
 
 def _request_fields(values: Mapping[str, Any], task: Task,
@@ -334,15 +336,19 @@ def build_spec(
     input_columns = _inputs(ctx, inputs)
     schema = _outputs(ctx, outputs, endpoint_task)
     task = schema.task
+    for key, (found, _) in resolved.items():
+        if found is None:
+            raise _unknown_option(ctx, key, opts.valid_keys(task, provider.name))
 
     values: dict[str, Any] = {}
     for key, (option, raw) in resolved.items():
+        assert option is not None
         if not option.applies_to(task, provider.name):
             wrong_provider = bool(option.providers) and provider.name not in option.providers
             scope = (f"the {', '.join(option.providers)} providers" if wrong_provider
                      else f"{'/'.join(option.tasks)} models")
-            raise ctx.error(f"option '{key}' applies only to {scope}; this is a {provider.name} "
-                            f"{task} model. Valid options: "
+            raise ctx.error(f"option '{key}' applies only to {scope}; the provider of this "
+                            f"model is {provider.name} and its task {task}. Valid options: "
                             f"{', '.join(opts.valid_keys(task, provider.name))}")
         try:
             values[key] = option.parse(raw)

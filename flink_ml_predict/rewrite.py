@@ -26,8 +26,9 @@ from .datatypes import from_data_type
 from .errors import PredictCallError
 from .functions import make_udf
 from .model import CallSettings, ModelSpec
-from .registry import ModelRegistry
+from .registry import ModelRegistry, unknown_model
 from .sqltext import PredictCall, find_predict_calls
+from .sqltext import quote_identifier as quote
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -42,11 +43,6 @@ OUTPUT_MODES = ("ORDERED", "ALLOW_UNORDERED")
 _COUNTER = itertools.count(1)
 
 
-def quote(name: str) -> str:
-    """A backquoted Flink identifier."""
-    return "`" + name.replace("`", "``") + "`"
-
-
 @dataclass
 class Rewritten:
     """A statement after rewriting, with the call settings of its ML_PREDICT calls."""
@@ -58,11 +54,24 @@ class Rewritten:
         """The one CallSettings of the statement (PyFlink applies one per job), or None."""
         distinct = {(s.max_concurrent, s.timeout) for s in self.settings}
         if len(distinct) > 1:
+            calls = "; ".join(
+                f"call {n}: max-concurrent-operations {s.max_concurrent}, timeout "
+                f"{format_duration(s.timeout)}" for n, s in enumerate(self.settings, 1))
             raise PredictCallError(
                 f"{where}: ML_PREDICT calls in one statement use different "
-                "'max-concurrent-operations' or 'timeout'; PyFlink's async operator takes one "
-                f"value of each per job: {sorted(distinct)}")
+                "'max-concurrent-operations' or 'timeout', but PyFlink's async operator takes one "
+                f"value of each per job ({calls}); give every call the same CONFIG values")
         return self.settings[0] if self.settings else None
+
+
+def format_duration(seconds: float) -> str:
+    """A duration as Flink writes one: ``500ms``, ``30s``, ``3min``."""
+    millis = round(seconds * 1000)
+    if millis % 1000:
+        return f"{millis}ms"
+    if millis % 60_000 or millis == 0:
+        return f"{millis // 1000}s"
+    return f"{millis // 60_000}min"
 
 
 def _table_config(t_env: Any, key: str) -> str | None:
@@ -166,9 +175,9 @@ def rewrite(text: str, *, t_env: Any, registry: ModelRegistry, where: str) -> Re
     for call in outer:
         spec = registry.get(call.model_parts)
         if spec is None:
-            known = ", ".join(registry.names()) or "none"
-            raise PredictCallError(f"{where}: ML_PREDICT: unknown model '{call.model}'; "
-                                   f"models created in this session: {known}")
+            key = registry.qualify(call.model_parts)
+            raise PredictCallError(f"{where}: " + unknown_model(
+                call.model_parts, key, registry.names(), "created in this session"))
         table_sql = call.table
         if call.table_is_query:
             inner = rewrite(call.table, t_env=t_env, registry=registry, where=where)

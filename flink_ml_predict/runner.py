@@ -26,9 +26,9 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TextIO
 
 from . import sqltext
-from .errors import ConfigurationError, FlinkMlPredictError, PredictCallError
+from .errors import ConfigurationError, PredictCallError, StatementError
 from .model import Column, build_spec, masked_options
-from .registry import ModelRegistry
+from .registry import ModelRegistry, ScriptModels
 from .rewrite import Rewritten, apply_settings, call_settings, rewrite
 
 _LOGGER = logging.getLogger(__name__)
@@ -36,9 +36,7 @@ _LOGGER = logging.getLogger(__name__)
 # Options of Alibaba Cloud's Flink (VVR) that open-source Flink rejects, per connector.
 VVR_ONLY_OPTIONS = {"print": ("logger",)}
 
-
-class StatementError(FlinkMlPredictError):
-    """Flink rejected a statement, or the job it started failed."""
+__all__ = ["ScriptRunner", "StatementError", "VVR_ONLY_OPTIONS", "flink_message"]
 
 
 def flink_message(exc: BaseException) -> str:
@@ -95,7 +93,7 @@ class ScriptRunner:
         """Runs every statement of a script in order; stops at the first failure."""
         statements = sqltext.split_statements(script)
         # Parse and validate everything that can be checked without Flink before any job starts.
-        models = set(self.registry.names())
+        models = ScriptModels(self.registry)
         for statement in statements:
             with _located(statement):
                 self._precheck(statement, models)
@@ -126,28 +124,31 @@ class ScriptRunner:
 
     # --- statements ---------------------------------------------------------------------------
 
-    def _precheck(self, statement: sqltext.Statement, models: set[str]) -> None:
-        """Parses and validates a statement; `models` follows the script's CREATE/DROP MODEL."""
+    def _precheck(self, statement: sqltext.Statement, models: ScriptModels) -> None:
+        """Parses and validates a statement; `models` follows the script's CREATE/DROP/USE."""
         where = statement.label()
         text = sqltext.substitute_env(statement.text, self.environ)
         kind = sqltext.statement_kind(text)
         if kind == "create_model":
             create = sqltext.parse_create_model(text)
             self._spec(create, where)
-            models.add(create.name)
+            models.add(create.name_parts)
             return
         if kind == "drop_model":
-            models.discard(sqltext.parse_drop_model(text).name)
+            models.discard(sqltext.parse_drop_model(text).name_parts)
             return
         if kind == "set":
             sqltext.parse_set(text)
             return
+        use = sqltext.parse_use(text) if kind == "other" else None
+        if use is not None:
+            models.use(*use)
+            return
         texts = sqltext.statement_set_inner(text) if kind == "statement_set" else [text]
         for call in (c for t in texts for c in sqltext.find_predict_calls(t)):
-            if call.model not in models and self.registry.get(call.model_parts) is None:
-                raise PredictCallError(
-                    f"{where}: ML_PREDICT: unknown model '{call.model}'; models created before "
-                    f"this statement: {', '.join(sorted(models)) or 'none'}")
+            unknown = models.unknown(call.model_parts)
+            if unknown is not None:
+                raise PredictCallError(f"{where}: {unknown}")
             call_settings(call.config, None, where)
 
     def _spec(self, create: sqltext.CreateModel, where: str) -> Any:

@@ -1,7 +1,9 @@
 """The one HTTP client of every provider: the ``openai`` SDK's async client, SDK retries off.
 
-Turns a row into a request, a response into values, and SDK exceptions into
-:mod:`flink_ml_predict.errors` (the only place that knows the SDK's exception classes).
+Sends a row's request, reads the raw response (:mod:`.responses`), and turns SDK exceptions into
+:mod:`flink_ml_predict.errors` (the only place that knows the SDK's exception classes). An
+exception of our own code (a KeyError, TypeError, AttributeError...) is not mapped at all: it
+fails the job with its traceback instead of being retried.
 """
 
 from __future__ import annotations
@@ -10,60 +12,21 @@ import email.utils
 import json
 import logging
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import openai
+import pydantic
 
 from ..errors import ModelCallError, PermanentModelCallError, RetryableModelCallError
 from ..model import ModelSpec
 from ..options import OutputFormat
+from .responses import ChatAnswer, ChatBody, EmbeddingAnswer, EmbeddingBody, decode_body
 
 _LOGGER = logging.getLogger(__name__)
 
 # What can succeed when sent again (as openai-python's own _should_retry decides).
 RETRYABLE_STATUS = frozenset({408, 409, 429})
 MIN_CONNECT_TIMEOUT_S = 10.0
-
-
-@dataclass(frozen=True)
-class Usage:
-    """Token usage reported by the service for one request (None: not reported)."""
-
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    total_tokens: int | None = None
-
-
-@dataclass(frozen=True)
-class Choice:
-    """One choice of a chat completion.
-
-    Attributes:
-        content: the message text (None when the model only called tools).
-        finish_reason: why generation stopped (stop, length, tool_calls, ...).
-        tool_calls: the tool calls of the message as JSON text, if any.
-    """
-
-    content: str | None
-    finish_reason: str | None = None
-    tool_calls: str | None = None
-
-
-@dataclass(frozen=True)
-class ChatAnswer:
-    """The choices of one chat completion, in choice order."""
-
-    choices: tuple[Choice, ...]
-    usage: Usage
-
-
-@dataclass(frozen=True)
-class EmbeddingAnswer:
-    """One vector per input, in input order."""
-
-    vectors: tuple[list[float], ...]
-    usage: Usage
 
 
 def _retry_after_seconds(headers: Any) -> float | None:
@@ -116,8 +79,13 @@ def _status_error_message(exc: openai.APIStatusError) -> str:
     return f"HTTP {exc.status_code}: {text}"
 
 
-def map_exception(exc: BaseException, scrub: _Scrubber) -> ModelCallError:
-    """Converts an exception from the SDK (or from reading its response) to our hierarchy."""
+def map_exception(exc: BaseException, scrub: _Scrubber) -> ModelCallError | None:
+    """Converts an exception from the SDK (or from decoding its response) to our hierarchy.
+
+    Returns:
+        The error to raise instead, or None when ``exc`` is neither the SDK's nor a decoding
+        failure: a bug of ours, which must fail the job with its traceback, not be retried.
+    """
     if isinstance(exc, ModelCallError):
         return exc
     if isinstance(exc, openai.APITimeoutError):
@@ -141,39 +109,27 @@ def map_exception(exc: BaseException, scrub: _Scrubber) -> ModelCallError:
         return RetryableModelCallError(scrub(f"malformed response: {exc.message}"),
                                        status=exc.status_code,
                                        headers=_headers_map(response.headers))
-    if isinstance(exc, (ValueError, KeyError, TypeError, AttributeError)):
-        # The SDK lets json.JSONDecodeError and shape errors of a 200 response through.
+    if isinstance(exc, (json.JSONDecodeError, pydantic.ValidationError)):
         return RetryableModelCallError(scrub(f"malformed response ({type(exc).__name__}: {exc})"))
-    return PermanentModelCallError(scrub(f"{type(exc).__name__}: {exc}"))
-
-
-def _usage(usage: Any) -> Usage:
-    if usage is None:
-        return Usage()
-    prompt = getattr(usage, "prompt_tokens", None)
-    completion = getattr(usage, "completion_tokens", None)
-    total = getattr(usage, "total_tokens", None)
-    if total is None and prompt is not None:
-        total = prompt + (completion or 0)
-    return Usage(prompt, completion, total)
-
-
-def _choice(choice: Any) -> Choice:
-    message = choice.message
-    calls = getattr(message, "tool_calls", None)
-    tool_calls = json.dumps([c.model_dump(mode="json", exclude_none=True) for c in calls],
-                            ensure_ascii=False) if calls else None
-    return Choice(message.content, choice.finish_reason, tool_calls)
+    if isinstance(exc, openai.OpenAIError):
+        return PermanentModelCallError(scrub(f"{type(exc).__name__}: {exc}"))
+    return None
 
 
 class AsyncModelClient:
     """Sends chat and embeddings requests of one model.
 
-    One instance per Flink worker and model, created on the event loop that uses it. The request
-    fields that do not change from row to row are prepared once, here.
+    One instance per Flink worker and model, created on the event loop that uses it.
+
+    Args:
+        spec: the model.
+        max_connections: size of the connection pool (the operator's concurrency).
+        http_client: the SDK's HTTP client to use instead of a new pool (e.g. with a mock
+            transport in tests).
     """
 
-    def __init__(self, spec: ModelSpec, *, max_connections: int = 100) -> None:
+    def __init__(self, spec: ModelSpec, *, max_connections: int = 100,
+                 http_client: Any = None) -> None:
         self._spec = spec
         self._scrub = _Scrubber(spec.api_key.reveal())
         self._client = openai.AsyncOpenAI(
@@ -181,8 +137,9 @@ class AsyncModelClient:
             base_url=spec.base_url,
             max_retries=0,  # tenacity is the only retry owner
             timeout=spec.connection.request_timeout,
-            http_client=_http_client(max_connections),
+            http_client=http_client or _http_client(max_connections),
         )
+        # The request fields that do not change from row to row are prepared once, here.
         settings = spec.chat or spec.embedding
         assert settings is not None
         self._fields: dict[str, Any] = dict(settings.body)
@@ -196,42 +153,41 @@ class AsyncModelClient:
             elif chat.response_format is not None:
                 self._fields["response_format"] = {"type": chat.response_format}
 
+    async def _send(self, create: Any, **kwargs: Any) -> Any:
+        """The SDK's raw response to one request; SDK failures mapped, our own bugs untouched."""
+        try:
+            raw = await create(**kwargs)
+        except Exception as exc:
+            mapped = map_exception(exc, self._scrub)
+            if mapped is None:
+                raise
+            raise mapped from exc
+        return raw.http_response
+
     async def chat(self, messages: list[dict[str, Any]], timeout: float) -> ChatAnswer:
         """One chat completion of the given messages."""
-        try:
-            response = await self._client.chat.completions.create(
-                model=self._spec.model,
-                messages=messages,  # type: ignore[arg-type]
-                timeout=request_timeout(timeout),
-                extra_body=self._extra_body,
-                **self._fields,
-            )
-            choices = response.choices
-            if not choices:
-                raise RetryableModelCallError("response had no choices")
-            ordered = sorted(choices, key=lambda c: c.index or 0)
-            return ChatAnswer(tuple(_choice(c) for c in ordered), _usage(response.usage))
-        except Exception as exc:  # noqa: BLE001 - every failure is mapped, none escapes raw
-            raise map_exception(exc, self._scrub) from exc
+        response = await self._send(
+            self._client.chat.completions.with_raw_response.create,
+            model=self._spec.model,
+            messages=messages,
+            timeout=request_timeout(timeout),
+            extra_body=self._extra_body,
+            **self._fields,
+        )
+        return decode_body(response, ChatBody, self._scrub).answer()
 
     async def embed(self, texts: list[str], timeout: float) -> EmbeddingAnswer:
         """Embeddings of several texts in one request, in input order."""
-        try:
-            response = await self._client.embeddings.create(
-                model=self._spec.model,
-                input=texts,
-                encoding_format="float",  # DashScope documents only float
-                timeout=request_timeout(timeout),
-                extra_body=self._extra_body,
-                **self._fields,
-            )
-            data = sorted(response.data or [], key=lambda d: d.index)
-            if len(data) != len(texts):
-                raise RetryableModelCallError(
-                    f"response had {len(data)} embeddings for {len(texts)} inputs")
-            return EmbeddingAnswer(tuple(list(d.embedding) for d in data), _usage(response.usage))
-        except Exception as exc:  # noqa: BLE001
-            raise map_exception(exc, self._scrub) from exc
+        response = await self._send(
+            self._client.embeddings.with_raw_response.create,
+            model=self._spec.model,
+            input=texts,
+            encoding_format="float",  # DashScope documents only float
+            timeout=request_timeout(timeout),
+            extra_body=self._extra_body,
+            **self._fields,
+        )
+        return decode_body(response, EmbeddingBody, self._scrub).answer(len(texts))
 
     async def aclose(self) -> None:
         """Closes the connection pool."""

@@ -21,8 +21,9 @@ from ..errors import AnswerFormatError, ModelCallError, RetryableModelCallError
 from ..model import CallSettings, ModelSpec
 from ..options import OutputFormat, Strategy, Task
 from ..structured import InvalidAnswer
-from .client import AsyncModelClient, ChatAnswer, Usage
+from .client import AsyncModelClient
 from .metrics import Metrics
+from .responses import ChatAnswer, Usage
 from .retry import RetryPolicy
 
 _LOGGER = logging.getLogger(__name__)

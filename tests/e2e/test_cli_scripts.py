@@ -72,3 +72,20 @@ INSERT INTO sink SELECT * FROM ML_PREDICT(TABLE src, MODEL m, DESCRIPTOR(txt));
     assert "HTTP 401" in result.stderr and "invalid_api_key" in result.stderr
     assert "sk-wrong-key-abcdefghijklmnop" not in result.stderr + result.stdout
     assert _sink_rows(result.stdout) == []
+
+
+def test_script_with_a_byte_order_mark_runs(server, tmp_path) -> None:
+    script = tmp_path / "bom.sql"
+    script.write_text("\ufeffCREATE MODEL m1 INPUT (`input` STRING) OUTPUT (`content` STRING) "
+                      "WITH ('provider' = 'openai', 'endpoint' = '${OPENAI_ENDPOINT}', "
+                      "'api-key' = '${OPENAI_API_KEY}', 'model' = 'gpt-4o-mini');\n"
+                      "CREATE TEMPORARY VIEW src(id, txt) AS VALUES (1, 'a'), (2, 'b');\n"
+                      "CREATE TEMPORARY TABLE sink (id INT, txt STRING, content STRING) "
+                      "WITH ('connector' = 'print');\n"
+                      "INSERT INTO sink SELECT * FROM ML_PREDICT(TABLE src, MODEL m1, "
+                      "DESCRIPTOR(txt));\n", encoding="utf-8")
+    assert script.read_bytes().startswith(b"\xef\xbb\xbfCREATE")
+    result = run_cli(["run", str(script)], {"OPENAI_ENDPOINT": server.base_url,
+                                             "OPENAI_API_KEY": TEST_KEY})
+    assert result.returncode == 0, result.stderr
+    assert _sink_rows(result.stdout) == ["+I[1, a, a]", "+I[2, b, b]"]

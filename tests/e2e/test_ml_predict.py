@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flink_ml_predict import execute_script, predict, register_model, sql_query
+from flink_ml_predict import PredictCallError, execute_script, predict, register_model, sql_query
 from flink_ml_predict.standin import embedding_vector
 from tests.conftest import TEST_KEY, collect, model_ddl, sequence_source
 
@@ -210,3 +210,49 @@ def test_in_flight_bound_is_capacity_times_parallelism(server) -> None:
     assert sorted(r[0] for r in rows) == list(range(1, 121))
     assert all(content == f"text-{i}" for i, content in rows)
     assert 3 < server.max_in_flight <= 6  # both parallel instances in flight, each bounded by 3
+
+
+def test_python_api_predict_config_values_are_quoted(t_env, server) -> None:
+    register_model(t_env, "labeller", {"provider": "openai", "endpoint": server.base_url,
+                                       "api-key": TEST_KEY, "model": "gpt-4o-mini"})
+    comments = t_env.from_elements([(1, "a")], ["id", "comment"])
+    with pytest.raises(PredictCallError,
+                       match=r"ML_PREDICT CONFIG: output-mode 'ORDERED'' is not one of ORDERED"):
+        predict(t_env, comments, "labeller", "comment", {"output-mode": "ordered'"})
+    table = predict(t_env, comments, "labeller", "comment",
+                    {"timeout": "30s", "max-concurrent-operations": "2"})
+    with table.execute().collect() as results:
+        assert [tuple(r) for r in results] == [(1, "a", "a")]
+    assert server.requests and all(r.outcome == "ok" for r in server.requests)
+
+
+def test_qualified_model_names_resolve_like_flink(t_env, server) -> None:
+    def insert(row: int, model: str) -> str:
+        return (f"INSERT INTO default_database.sink SELECT id, content FROM ML_PREDICT(TABLE "
+                f"(SELECT * FROM default_database.src WHERE id = {row}), MODEL {model}, "
+                "DESCRIPTOR(txt));\n")
+
+    script = "".join([
+        model_ddl("m1", server.base_url), ";\n",
+        "CREATE DATABASE db2;\nUSE db2;\n",
+        model_ddl("m2", server.base_url), ";\n",
+        "USE default_database;\n",
+        "CREATE TEMPORARY VIEW src(id, txt) AS VALUES (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd'), "
+        "(5, 'e'), (6, 'f');\n",
+        "CREATE TEMPORARY TABLE sink (id INT, content STRING) WITH ('connector' = 'blackhole');\n",
+        "EXECUTE STATEMENT SET BEGIN\n",
+        insert(1, "m1"), insert(2, "default_database.m1"),
+        insert(3, "`default_catalog`.`default_database`.`m1`"), insert(4, "db2.m2"),
+        insert(5, "default_catalog.db2.m2"), "END;\n",
+        "USE db2;\n",
+        insert(6, "m2"),
+    ])
+    execute_script(t_env, script)
+    assert sorted(r.body["messages"][-1]["content"] for r in server.requests) == [
+        "a", "b", "c", "d", "e", "f"]
+    with pytest.raises(PredictCallError) as caught:
+        sql_query(t_env, "SELECT * FROM ML_PREDICT(TABLE default_database.src, MODEL nope.m1, "
+                         "DESCRIPTOR(txt))")
+    assert str(caught.value) == (
+        "sql_query: ML_PREDICT: unknown model 'nope.m1' (default_catalog.nope.m1); models "
+        "created in this session: default_database.m1, m2")

@@ -89,3 +89,18 @@ def test_row_budget_stays_inside_the_operator_timeout(timeout: float, budget: fl
 def test_every_option_is_documented_for_some_provider() -> None:
     documented = "".join(opts.options_markdown(p) for p in ("openai", "qwen", "bailian"))
     assert all(f"`{option.key}`" in documented for option in opts.OPTIONS)
+
+
+def test_unknown_option_lists_only_what_this_provider_and_task_take() -> None:
+    from flink_ml_predict import ModelDefinitionError
+
+    with pytest.raises(ModelDefinitionError) as caught:
+        spec(temprature="0.5")
+    message = str(caught.value)
+    assert "did you mean 'temperature'" in message and "system-prompt" in message
+    assert "top-k" not in message and "dimension" not in message and "enable-search" not in message
+    with pytest.raises(ModelDefinitionError) as caught:
+        spec("https://x/v1/embeddings", "ARRAY<FLOAT>", provider="qwen", dimensions="8")
+    message = str(caught.value)
+    assert "did you mean 'dimension'" in message
+    assert "system-prompt" not in message and "temperature" not in message
