@@ -1,6 +1,6 @@
 """Chat throughput: a Flink job with ML_PREDICT vs a plain asyncio + openai loop.
 
-Both send ROWS chat requests to the stand-in server (its own process, fixed latency) with
+Both send ROWS chat requests to the tests' fake server (its own process, fixed latency) with
 CONCURRENCY requests in flight. The Flink job reads a datagen sequence and writes to a blackhole
 sink (no collect()). Prints one CSV line per run: what,rows,seconds,rows_per_s,max_in_flight.
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -25,19 +24,14 @@ sys.path.insert(0, str(ROOT))
 KEY = "bench-key"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _start_server(port: int, latency: float) -> subprocess.Popen:
+def _start_server(latency: float) -> tuple[subprocess.Popen, int]:
+    """The fake server in its own process; (process, port)."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "flink_ml_predict.standin", "--port", str(port), "--api-key", KEY,
-         "--latency", str(latency)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [sys.executable, "-m", "tests.fakes.openai_server", "--port", "0", "--api-key", KEY,
+         "--latency", str(latency)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
-    process.stdout.readline()  # the start-up line: the port is bound
-    return process
+    url = process.stdout.readline().split(" on ", 1)[1].strip()  # the start-up line: bound
+    return process, int(url.rsplit(":", 1)[1])
 
 
 def _stats(port: int) -> dict:
@@ -109,8 +103,7 @@ def main() -> int:
     print(f"# {args.rows} rows, {args.latency * 1000:.0f} ms latency, {args.concurrency} in flight;"
           f" {limit}")
     print("what,rows,seconds,rows_per_s,max_in_flight")
-    port = _free_port()
-    server = _start_server(port, args.latency)
+    server, port = _start_server(args.latency)
     try:
         total, span = run_flink(port, args.rows, args.concurrency)
         stats = _stats(port)
@@ -121,8 +114,7 @@ def main() -> int:
     finally:
         server.terminate()
         server.wait()
-    port = _free_port()
-    server = _start_server(port, args.latency)
+    server, port = _start_server(args.latency)
     try:
         plain = run_plain(port, args.rows, args.concurrency)
         stats = _stats(port)

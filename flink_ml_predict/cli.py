@@ -4,9 +4,10 @@
                                       (``--jobmanager HOST:PORT``: on a running cluster).
 ``flink-ml-predict demo``             runs the seed sentiment example: against DashScope/Bailian
                                       when DASHSCOPE_API_KEY is set, OpenAI when OPENAI_API_KEY is
-                                      set, otherwise against the local stand-in server.
+                                      set, otherwise against the local demo server.
 ``flink-ml-predict sql-client M.sql`` writes init.sql + Python functions for Flink's SQL client.
-``flink-ml-predict standin``          serves the stand-in OpenAI-compatible server.
+``flink-ml-predict demo-server``      serves the demo server (rule-based answers, NOT a model;
+                                      ``standin`` is the old name).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from .errors import FlinkMlPredictError
 
@@ -30,7 +32,7 @@ DEFAULT_ENDPOINTS = {
     "BAILIAN_ENDPOINT": "https://dashscope-intl.aliyuncs.com/compatible-mode/v1/chat/completions",
     "OPENAI_ENDPOINT": "https://api.openai.com/v1/chat/completions",
 }
-STAND_IN_KEY = "stand-in-key"
+DEMO_KEY = "demo-key"  # docker-compose.yml uses it too
 
 
 def _parse_definitions(pairs: Sequence[str]) -> dict[str, str]:
@@ -91,14 +93,14 @@ def _demo(args: argparse.Namespace) -> int:
         environ.setdefault("OPENAI_ENDPOINT", DEFAULT_ENDPOINTS["OPENAI_ENDPOINT"])
         print(f"demo: calling OpenAI at {environ['OPENAI_ENDPOINT']}", file=sys.stderr)
     else:
-        from .standin import StandInServer
+        from .demo_server import DemoServer
 
-        server = StandInServer(api_key=STAND_IN_KEY).start()
+        server = DemoServer(api_key=DEMO_KEY).start()
         script = sql_dir / DEMO_SCRIPTS["bailian"]
-        environ["DASHSCOPE_API_KEY"] = STAND_IN_KEY
+        environ["DASHSCOPE_API_KEY"] = DEMO_KEY
         environ["BAILIAN_ENDPOINT"] = server.dashscope_base_url + "/chat/completions"
         print("demo: neither DASHSCOPE_API_KEY nor OPENAI_API_KEY is set, so the model is the "
-              f"local STAND-IN server at {server.url} (rule-based answers, NOT a real model). "
+              f"local DEMO server at {server.url} (rule-based answers, NOT a real model). "
               "Set one of those variables to call the real service.", file=sys.stderr)
     try:
         return _run_script(script, args, environ)
@@ -156,9 +158,25 @@ def build_parser() -> argparse.ArgumentParser:
     client.add_argument("--module", default="flink_ml_predict_models",
                         help="name of the generated Python module")
 
-    standin = commands.add_parser("standin", help="serve the stand-in OpenAI-compatible server")
-    standin.add_argument("rest", nargs=argparse.REMAINDER)
+    server = commands.add_parser(
+        "demo-server", aliases=["standin"],
+        help="serve the demo OpenAI/DashScope-compatible server (rule-based answers, NOT a model)")
+    server.add_argument("--host", default="127.0.0.1")
+    server.add_argument("--port", type=int, default=8000)
+    server.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY'")
     return parser
+
+
+def _demo_server(args: argparse.Namespace) -> NoReturn:
+    from .demo_server import serve
+
+    status = serve(args.host, args.port, args.api_key)
+    # Nothing is left to flush once the server has stopped; finalizing the interpreter would tear
+    # down the package's whole import graph (PyFlink, pandas, the SDKs) first: about a second on
+    # an idle machine and many on a loaded one, so a stop signal would not end the process promptly.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -172,9 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _demo(args)
     if args.command == "sql-client":
         return _sql_client(args)
-    from .standin import main as standin_main
-
-    return standin_main(args.rest)
+    _demo_server(args)
 
 
 if __name__ == "__main__":

@@ -1,15 +1,26 @@
 """Shared fixtures: a real OpenAI-compatible server on 127.0.0.1, a TableEnvironment on the
 embedded mini-cluster (one JVM per test process, a fresh environment per test), and a clean
-environment so that no test can reach a real provider."""
+environment so that no test can reach a real provider.
+
+Shared helpers, each written once: model DDL and options, the metadata output columns, sources,
+sink readers (committed filesystem files, print-sink rows), Flink's REST API, free ports, waiting
+for a condition against a deadline, and running the CLI in a new process.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -46,14 +57,36 @@ def t_env():
     return create_table_environment(parallelism=1)
 
 
+# The error metadata columns a model may declare in OUTPUT, after its value column.
+METADATA_COLUMNS = (("content", "STRING"), ("error-string", "STRING"), ("http-status-code", "INT"),
+                    ("http-headers-map", "MAP<STRING, ARRAY<STRING>>"))
+METADATA_OUTPUT = ", ".join(f"`{name}` {type_}" for name, type_ in METADATA_COLUMNS)
+
+
+def model_options(endpoint: str, *, provider: str = "openai", model: str = "gpt-4o-mini",
+                  key: str = TEST_KEY, **options: str) -> dict[str, str]:
+    """The WITH options of a test model; extra options as keyword arguments ('_' -> '-')."""
+    entries = {"provider": provider, "endpoint": endpoint, "api-key": key, "model": model}
+    entries.update({k.replace("_", "-"): v for k, v in options.items()})
+    return entries
+
+
+def render_model(name: str, entries: Mapping[str, str], *, inputs: str = "`input` STRING",
+                 output: str = "`content` STRING", one_line: bool = False) -> str:
+    """CREATE TEMPORARY MODEL text (no ';'), on one line or one option a line."""
+    if one_line:
+        body = ", ".join(f"'{k}' = '{v}'" for k, v in entries.items())
+        return f"CREATE TEMPORARY MODEL {name} INPUT ({inputs}) OUTPUT ({output}) WITH ({body})"
+    body = ",\n  ".join(f"'{k}' = '{v}'" for k, v in entries.items())
+    return (f"CREATE TEMPORARY MODEL {name}\nINPUT ({inputs})\nOUTPUT ({output})\n"
+            f"WITH (\n  {body}\n)")
+
+
 def model_ddl(name: str, endpoint: str, *, provider: str = "openai", model: str = "gpt-4o-mini",
               output: str = "`content` STRING", key: str = TEST_KEY, **options: str) -> str:
     """A CREATE TEMPORARY MODEL statement; extra options as keyword arguments ('_' -> '-')."""
-    entries = {"provider": provider, "endpoint": endpoint, "api-key": key, "model": model}
-    entries.update({k.replace("_", "-"): v for k, v in options.items()})
-    with_clause = ",\n  ".join(f"'{k}' = '{v}'" for k, v in entries.items())
-    return (f"CREATE TEMPORARY MODEL {name}\nINPUT (`input` STRING)\nOUTPUT ({output})\n"
-            f"WITH (\n  {with_clause}\n)")
+    return render_model(name, model_options(endpoint, provider=provider, model=model, key=key,
+                                            **options), output=output)
 
 
 def sequence_source(name: str, rows: int, *, prefix: str = "text-") -> str:
@@ -104,6 +137,18 @@ def checkpointed_job(model: str, sink: Path, *, rows: int, rows_per_second: int,
     """
 
 
+_PRINT_ROW = re.compile(r"^(?:(?P<identifier>.+?)(?::\d+)?> )?(?P<row>[+-][IUD]\[.*\])$")
+
+
+def print_rows(output: str, identifier: str | None = None) -> list[str]:
+    """Rows of Flink's print connector in `output`, in order: whole lines ('A> +I[...]',
+    '+I[...]'), or, with `identifier`, only that sink's rows without the prefix."""
+    matches = [m for line in output.splitlines() if (m := _PRINT_ROW.match(line))]
+    if identifier is None:
+        return [m.group(0) for m in matches]
+    return [m.group("row") for m in matches if m.group("identifier") == identifier]
+
+
 def collect(t_env, query: str) -> list[tuple]:
     """Rows of a query with ML_PREDICT, as tuples."""
     from flink_ml_predict import sql_query
@@ -126,3 +171,44 @@ def run_cli(args: list[str], env: Mapping[str, str] | None = None,
     return subprocess.run([sys.executable, "-m", "flink_ml_predict.cli", *args], cwd=cwd,
                           env=subprocess_environ(env), capture_output=True, text=True,
                           timeout=300)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_until(condition: Callable[[], Any], timeout: float, what: str,
+               interval: float = 0.25) -> Any:
+    """Polls `condition` until it returns something truthy (and returns that); fails the test
+    after `timeout` s. For state outside this process (REST APIs, files, processes) that offers
+    nothing to block on."""
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+        pause.wait(interval)
+
+
+def rest_json(url: str, *, method: str = "GET", timeout: float = 10.0) -> Any:
+    """The JSON answer of a REST call (None for an empty body); raises OSError if it fails."""
+    request = urllib.request.Request(url, method=method)
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        body = response.read()
+    return json.loads(body) if body else None
+
+
+def root_exceptions(rest_url: str, job_id: str) -> list[str]:
+    """The root exceptions in a job's exception history ([] while the REST API does not answer)."""
+    try:
+        history = rest_json(f"{rest_url}/jobs/{job_id}/exceptions")
+    except (OSError, ValueError):  # not listening yet, gone with the job, or 404 for a new job
+        return []
+    entries = (history or {}).get("exceptionHistory", {}).get("entries", [])
+    return [entry.get("stacktrace") or entry.get("exceptionName") or "" for entry in entries]

@@ -29,7 +29,10 @@ def _compose_config() -> dict:
 def test_compose_file_is_valid_and_wires_the_cluster() -> None:
     config = _compose_config()
     services = config["services"]
-    assert set(services) == {"standin", "jobmanager", "taskmanager", "sql-client"}
+    assert set(services) == {"demo-server", "jobmanager", "taskmanager", "sql-client"}
+    assert services["demo-server"]["command"][:2] == ["flink-ml-predict", "demo-server"]
+    assert services["taskmanager"]["environment"]["BAILIAN_ENDPOINT"] == (
+        "http://demo-server:8000/compatible-mode/v1/chat/completions")
     assert any(str(p.get("published", p)).startswith("8081") for p in
                services["jobmanager"]["ports"])
     for name in ("jobmanager", "taskmanager", "sql-client"):

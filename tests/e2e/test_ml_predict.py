@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from flink_ml_predict import PredictCallError, execute_script, predict, register_model, sql_query
-from flink_ml_predict.standin import embedding_vector
-from tests.conftest import TEST_KEY, collect, model_ddl, sequence_source
+from flink_ml_predict.demo_answers import embedding_vector
+from tests.conftest import METADATA_OUTPUT, TEST_KEY, collect, model_ddl, sequence_source
 
 pytestmark = pytest.mark.flink
 
@@ -25,9 +25,7 @@ def test_every_row_gets_its_own_answer_under_random_latency(t_env, server) -> No
 
 
 def test_one_request_per_row_with_several_output_columns(t_env, server) -> None:
-    ddl = model_ddl("m", server.base_url, output="`content` STRING, `error-string` STRING, "
-                    "`http-status-code` INT, `http-headers-map` MAP<STRING, ARRAY<STRING>>",
-                    error_handling_strategy="IGNORE")
+    ddl = model_ddl("m", server.base_url, output=METADATA_OUTPUT, error_handling_strategy="IGNORE")
     execute_script(t_env, ddl + ";\n" + sequence_source("src", 30))
     rows = collect(t_env, "SELECT id, content, `error-string`, `http-status-code`, "
                           "`http-headers-map`, UPPER(content) AS upper_content "
@@ -39,23 +37,37 @@ def test_one_request_per_row_with_several_output_columns(t_env, server) -> None:
     assert len(server.completed_requests("/chat/completions")) == 30
 
 
+def hold_until_in_flight(t_env, server, bound: int, rows: int) -> None:
+    """Hold each round of answers until `bound` requests wait together, and 0.1 s longer (the
+    last few rows go as they come).
+
+    However loaded the machine, the job must then have `bound` requests out at once, or the gate
+    times out (server.gate_expired); the extra 0.1 s of every round is the window in which a job
+    allowed more would send more (max_in_flight above `bound`). PyFlink ends a bundle after 1 s
+    by default and waits for the requests in flight before the next: a bundle cut in the middle
+    of a round would leave fewer than `bound` requests to hold, so the input here is one bundle."""
+    t_env.get_config().set("python.fn-execution.bundle.time", "3600000")
+    server.hold(release_when=lambda s: s.in_flight >= bound or s.arrived > rows - 2 * bound,
+                linger=0.1)
+
+
 def test_in_flight_requests_are_bounded_by_max_concurrent_operations(t_env, server) -> None:
-    server.latency = 0.1
     execute_script(t_env, model_ddl("m", server.base_url) + ";\n" + sequence_source("src", 60))
+    hold_until_in_flight(t_env, server, 4, rows=60)
     rows = collect(t_env, "SELECT id, content FROM ML_PREDICT(TABLE src, MODEL m, "
                           "DESCRIPTOR(txt), MAP['max-concurrent-operations', '4'])")
     assert len(rows) == 60
-    assert server.max_in_flight == 4
+    assert (server.max_in_flight, server.gate_expired) == (4, 0)
 
 
 def test_default_concurrency_follows_the_table_option(t_env, server) -> None:
-    server.latency = 0.1
     script = (model_ddl("m", server.base_url) + ";\n" + sequence_source("src", 60)
               + "SET 'table.exec.async-ml-predict.max-concurrent-operations' = '6';\n")
     execute_script(t_env, script)
+    hold_until_in_flight(t_env, server, 6, rows=60)
     rows = collect(t_env, "SELECT id, content FROM ML_PREDICT(TABLE src, MODEL m, DESCRIPTOR(txt))")
     assert len(rows) == 60
-    assert server.max_in_flight == 6
+    assert (server.max_in_flight, server.gate_expired) == (6, 0)
 
 
 def test_ordered_output_follows_input_order(t_env, server) -> None:
@@ -203,13 +215,13 @@ def test_in_flight_bound_is_capacity_times_parallelism(server) -> None:
     from flink_ml_predict import create_table_environment
 
     t_env = create_table_environment(parallelism=2)
-    server.latency = 0.1
     execute_script(t_env, model_ddl("m", server.base_url) + ";\n" + sequence_source("src", 120))
+    hold_until_in_flight(t_env, server, 6, rows=120)  # 6 at once: both parallel instances, 3 each
     rows = collect(t_env, "SELECT id, content FROM ML_PREDICT(TABLE src, MODEL m, "
                           "DESCRIPTOR(txt), MAP['max-concurrent-operations', '3'])")
     assert sorted(r[0] for r in rows) == list(range(1, 121))
     assert all(content == f"text-{i}" for i, content in rows)
-    assert 3 < server.max_in_flight <= 6  # both parallel instances in flight, each bounded by 3
+    assert (server.max_in_flight, server.gate_expired) == (6, 0)
 
 
 def test_python_api_predict_config_values_are_quoted(t_env, server) -> None:

@@ -22,52 +22,36 @@ requests in flight (PyFlink finishes the Python bundle before the barrier).
 
 from __future__ import annotations
 
-import json
-import socket
 import threading
 import time
-import urllib.request
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from py4j.protocol import Py4JJavaError
 
 from flink_ml_predict import execute_script
-from flink_ml_predict.standin import StandInServer, default_responder
+from flink_ml_predict.demo_answers import rule_based_answer
 from tests.conftest import (
     TEST_KEY,
     checkpointed_job,
     committed_files,
     committed_json_rows,
+    free_port,
     model_ddl,
+    rest_json,
+    root_exceptions,
+    wait_until,
 )
+from tests.fakes.openai_server import FaultInjectingServer
 
 pytestmark = pytest.mark.flink
 
 ROWS = 800
 ROWS_PER_SECOND = 80  # below what one Python worker answers (~100-130 rows/s here): no backlog
 OUTAGE_AFTER = 200  # answers of the first server before it goes away
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Polls `condition` until it returns something truthy; fails the test after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    pause = threading.Event()
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        pause.wait(0.05)
+MINI_CLUSTER_GONE = "MiniCluster is not yet running or has already been shut down"
 
 
 class _CountingResponder:
@@ -84,7 +68,7 @@ class _CountingResponder:
             self._count += 1
             if self._count >= self.threshold:
                 self.reached.set()
-        return default_responder(body)
+        return rule_based_answer(body)
 
     @property
     def count(self) -> int:
@@ -96,34 +80,22 @@ def _job_ended(client: Any) -> bool:
     """Whether the job reached a terminal state (its per-job mini-cluster may already be gone)."""
     try:
         return bool(client.get_job_status().result().is_globally_terminal_state())
-    except Exception:  # noqa: BLE001 - py4j: the mini-cluster shut down with the finished job
-        return True
-
-
-def _rest(port: int, path: str) -> Any:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
-        return json.load(response)
-
-
-def _failures(port: int, job_id: str) -> list[str]:
-    """The root exceptions in the job's exception history (empty if the REST call fails)."""
-    try:
-        history = _rest(port, f"/jobs/{job_id}/exceptions")
-    except (OSError, ValueError):  # not listening yet, or already gone with the job
-        return []
-    entries = history.get("exceptionHistory", {}).get("entries", [])
-    return [entry.get("stacktrace") or entry.get("exceptionName") or "" for entry in entries]
+    except Py4JJavaError as error:  # only the mini-cluster's end means the job's end
+        if MINI_CLUSTER_GONE in str(error):
+            return True
+        raise
 
 
 def test_no_row_is_lost_or_duplicated_across_a_restart(t_env, tmp_path: Path) -> None:
     started = time.monotonic()
     first = _CountingResponder(OUTAGE_AFTER)
     second = _CountingResponder(1)
-    server = StandInServer(api_key=TEST_KEY, responder=first).start()
+    server = FaultInjectingServer(api_key=TEST_KEY, responder=first).start()
     port = server.port
-    restarted: StandInServer | None = None
+    restarted: FaultInjectingServer | None = None
     client = None
-    rest_port = _free_port()
+    rest_port = free_port()
+    rest_url = f"http://127.0.0.1:{rest_port}"
     sink = tmp_path / "sink"
     # The REST API answers from a cache (3 s by default): with a stale job graph the job can look
     # RESTARTING after the restarted job already reached the second server, so no cache here.
@@ -143,27 +115,28 @@ def test_no_row_is_lost_or_duplicated_across_a_restart(t_env, tmp_path: Path) ->
         # The outage starts once the server has answered some rows AND a checkpoint has been
         # committed, so that the job restarts from a checkpoint rather than from scratch.
         assert first.reached.wait(120), f"only {first.count} requests reached the server"
-        _wait_until(lambda: committed_files(sink), 60, "a checkpoint to commit sink files")
+        wait_until(lambda: committed_files(sink), 60, "a checkpoint to commit sink files",
+                   interval=0.05)
         answered_before_outage = first.count
         server.stop()  # cuts the requests in flight; new connections are refused
         outage_started = time.monotonic()
 
         # Down until Flink has recorded the failure the outage caused (it then restarts the job).
         def failed() -> list[str]:
-            found = _failures(rest_port, job_id)
+            found = root_exceptions(rest_url, job_id)
             if not found and _job_ended(client):
                 pytest.fail("the job ended without failing on the refused connections "
                             f"({first.count} answers before the outage, {ROWS} rows)")
             return found
 
-        failures = _wait_until(failed, 60, "the job to fail on the refused connections "
-                                           f"(exception history at 127.0.0.1:{rest_port})")
-        restarted = StandInServer(port=port, api_key=TEST_KEY, responder=second).start()
+        failures = wait_until(failed, 60, "the job to fail on the refused connections "
+                              f"(exception history at {rest_url})", interval=0.05)
+        restarted = FaultInjectingServer(port=port, api_key=TEST_KEY, responder=second).start()
         outage = time.monotonic() - outage_started
         assert second.reached.wait(60), "the restarted job never reached the new server"
         # Job status timestamps: when the job last entered each state (0 = never).
-        states = _rest(rest_port, f"/jobs/{job_id}")["timestamps"]
-        checkpoints = _rest(rest_port, f"/jobs/{job_id}/checkpoints")["counts"]
+        states = rest_json(f"{rest_url}/jobs/{job_id}")["timestamps"]
+        checkpoints = rest_json(f"{rest_url}/jobs/{job_id}/checkpoints")["counts"]
         result.wait()
     finally:
         if client is not None and not _job_ended(client):

@@ -5,16 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import ROOT, TEST_KEY, run_cli
+from tests.conftest import ROOT, TEST_KEY, print_rows, run_cli
 
 pytestmark = pytest.mark.flink
 
 CLASSIFY = ("Classify the text below into one of the following labels: [positive, negative, "
             "neutral, mixed]. Output only the label.")
-
-
-def _sink_rows(stdout: str) -> list[str]:
-    return [line for line in stdout.splitlines() if line.startswith(("+I", "-U", "+U", "-D"))]
 
 
 def _chat_bodies(server) -> list[dict]:
@@ -26,7 +22,7 @@ def test_seed_000_qwen_masks_id_numbers(server) -> None:
     result = run_cli(["run", "sql/seed_000_qwen_masking.sql"],
                      {"QWEN_ENDPOINT": server.dashscope_base_url, "DASHSCOPE_API_KEY": TEST_KEY})
     assert result.returncode == 0, result.stderr
-    assert _sink_rows(result.stdout) == ["+I[1, aaa, 我的名字叫 码界探索: 41272119980313****., positive]"]
+    assert print_rows(result.stdout) == ["+I[1, aaa, 我的名字叫 码界探索: 41272119980313****., positive]"]
     assert server.wait_idle()
     requests = server.completed_requests()
     assert [r.path for r in requests] == ["/compatible-mode/v1/chat/completions"]
@@ -43,7 +39,7 @@ def test_seed_002_bailian_sentiment_with_vvr_logger_option(server) -> None:
                      {"BAILIAN_ENDPOINT": server.dashscope_base_url + "/chat/completions",
                       "DASHSCOPE_API_KEY": TEST_KEY})
     assert result.returncode == 0, result.stderr
-    assert _sink_rows(result.stdout) == ["+I[1, 好東西, positive, positive]",
+    assert print_rows(result.stdout) == ["+I[1, 好東西, positive, positive]",
                                          "+I[2, 水餃皇后, negative, negative]"]
     assert "dropped option 'logger' = 'true' of the print connector" in result.stderr
     bodies = _chat_bodies(server)
@@ -61,17 +57,17 @@ def test_seed_003_openai_sentiment(server) -> None:
                      {"OPENAI_ENDPOINT": server.base_url + "/chat/completions",
                       "OPENAI_API_KEY": TEST_KEY})
     assert result.returncode == 0, result.stderr
-    assert _sink_rows(result.stdout) == ["+I[1, 好东西, positive, positive]"]
+    assert print_rows(result.stdout) == ["+I[1, 好东西, positive, positive]"]
     assert server.wait_idle()
     assert [r.path for r in server.completed_requests()] == ["/v1/chat/completions"]
     assert _chat_bodies(server)[0]["model"] == "gpt-3.5-turbo"
 
 
-def test_demo_uses_the_stand_in_without_keys() -> None:
+def test_demo_uses_the_demo_server_without_keys() -> None:
     result = run_cli(["demo"])
     assert result.returncode == 0, result.stderr
-    assert "STAND-IN" in result.stderr and "NOT a real model" in result.stderr
-    assert _sink_rows(result.stdout) == ["+I[1, 好東西, positive, positive]",
+    assert "DEMO server" in result.stderr and "NOT a real model" in result.stderr
+    assert print_rows(result.stdout) == ["+I[1, 好東西, positive, positive]",
                                          "+I[2, 水餃皇后, negative, negative]"]
 
 

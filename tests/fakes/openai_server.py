@@ -1,140 +1,174 @@
-"""Fault-injecting OpenAI/DashScope-compatible server for tests.
+"""The fault-injecting OpenAI / DashScope-compatible server the tests run against.
 
-:class:`FaultInjectingServer` is the package's :class:`~flink_ml_predict.standin.StandInServer`
-with a :meth:`_decide` that picks faults; the one handler in ``standin.py`` applies them. Faults
-come, in this order of precedence, from per-key scripts, per-key "always" faults and seeded random
-rates. A request's key is the content of its last user message (chat) or its input text
-(embeddings with a single string).
+:class:`FaultInjectingServer` is a :class:`~tests.fakes.server.FakeServer` with the OpenAI routes
+(any prefix, so ``/v1/...`` and ``/compatible-mode/v1/...`` both work):
+
+* ``POST .../chat/completions`` -- JSON, or server-sent events for ``"stream": true``
+* ``POST .../embeddings``       -- ``encoding_format`` ``float`` (default) or ``base64``
+* ``GET  .../models``
+
+Each answer is computed first (a request the service would refuse gets its 400 then), then the
+request's fault is decided (:meth:`FaultInjectingServer.fault_for`: every source in
+:attr:`~FaultInjectingServer.fault_sources`, first non-None wins; the built-in one is the
+:class:`~tests.fakes.faults.FaultPlan` of scripts, always-faults and random rates), then either
+the answer or the fault goes on the wire. A request's key is the content of its last user message
+(chat) or its input text (embeddings with a single string).
+
+Run it on its own (for benchmarks)::
+
+    python -m tests.fakes.openai_server --port 8000 [--api-key K] [--latency 0.1]
 """
 
 from __future__ import annotations
 
+import argparse
 import collections
-import logging
-import random
+import signal
+import sys
 import threading
-from typing import Any
+from collections.abc import Callable
 
-from flink_ml_predict.standin import Fault, RecordedRequest, StandInServer, message_text
+from flink_ml_predict.demo_answers import rule_based_answer
+from tests.fakes.answers import (
+    Answer,
+    ApiError,
+    Responder,
+    chat_answer,
+    embeddings_answer,
+    models_answer,
+    request_key,
+)
+from tests.fakes.exchange import Exchange, RecordedRequest
+from tests.fakes.faults import Fault, FaultPlan, apply_fault
+from tests.fakes.server import FakeServer
 
 __all__ = ["Fault", "FaultInjectingServer", "RecordedRequest", "request_key"]
 
-_LOGGER = logging.getLogger(__name__)
-
-_RANDOM_FAULT_KEYS = (
-    "429",
-    "429-retry-after",
-    "timeout",
-    "reset",
-    "malformed-json",
-    "wrong-content-type",
-    "empty-choices",
-    "stream-cut",
-)
+FaultSource = Callable[[RecordedRequest], "Fault | None"]
+"""Decides a request's fault (None: no opinion); see ``FaultInjectingServer.fault_sources``."""
 
 
-def request_key(body: Any) -> str | None:
-    """The key a request is matched on: last user message (chat) or single input (embeddings)."""
-    if not isinstance(body, dict):
-        return None
-    messages = body.get("messages")
-    if isinstance(messages, list):
-        for message in reversed(messages):
-            if isinstance(message, dict) and message.get("role") == "user":
-                return message_text(message.get("content"))
-        return None
-    given = body.get("input")
-    if isinstance(given, str):
-        return given
-    if isinstance(given, list) and len(given) == 1 and isinstance(given[0], str):
-        return given[0]
-    return None
+class FaultInjectingServer(FakeServer):
+    """A fake OpenAI/DashScope-compatible server that misbehaves on request.
 
-
-class FaultInjectingServer(StandInServer):
-    """A :class:`StandInServer` that misbehaves on request.
-
-    ``slow_delay`` (seconds) is the delay of a random ``timeout`` fault; ``random_retry_after``
-    is the Retry-After value of a random ``429-retry-after`` fault.
+    Args:
+        host, port, api_key, latency, seed: as for :class:`~tests.fakes.server.FakeServer`.
+        embedding_dimension: the length of vectors when a request gives no ``dimensions``.
+        responder: computes the chat answer text (default: the demo's rule-based answers).
+        slow_delay: seconds of a random ``timeout`` fault.
     """
 
-    def __init__(self, *args: Any, slow_delay: float = 30.0, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.slow_delay = slow_delay
-        self.random_retry_after = "1"
-        self._fault_lock = threading.Lock()
-        self._scripts: dict[str, collections.deque[Fault | None]] = {}
-        self._always: dict[str, Fault] = {}
-        self._random_rng: random.Random | None = None
-        self._random_rates: list[tuple[str, float]] = []
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, api_key: str | None = None,
+                 latency: float | tuple[float, float] = 0.0, seed: int | None = None,
+                 embedding_dimension: int = 8, responder: Responder | None = None,
+                 slow_delay: float = 30.0) -> None:
+        super().__init__(host, port, api_key=api_key, latency=latency, seed=seed)
+        if embedding_dimension < 1:
+            raise ValueError("embedding_dimension must be at least 1")
+        self.embedding_dimension = embedding_dimension
+        self.responder: Responder = responder or rule_based_answer
+        self.plan = FaultPlan(slow_delay)
+        self.fault_sources: list[FaultSource] = [lambda r: self.plan.decide(request_key(r.body))]
+        """Consulted in order for each request; a new source (e.g. a rate limiter) goes first."""
+        self.add_route("POST", "/chat/completions",
+                       lambda e: self.respond(e, lambda: chat_answer(e, self.responder)))
+        self.add_route("POST", "/embeddings", lambda e: self.respond(
+            e, lambda: embeddings_answer(e, self.embedding_dimension)))
+        self.add_route("GET", "/models", lambda e: self.respond(e, lambda: models_answer(e)))
+
+    # ---- answering ------------------------------------------------------------------------------
+
+    def respond(self, exchange: Exchange, compute: Callable[[], Answer]) -> None:
+        """Answer with ``compute()``'s answer or, if the request gets one, its fault."""
+        try:
+            answer = compute()
+        except ApiError as error:
+            exchange.send_json(error.status, error.body)
+            return
+        fault = self.fault_for(exchange.record)
+        if fault is None:
+            answer.send(exchange)
+        else:
+            apply_fault(exchange, fault, answer)
+
+    def fault_for(self, request: RecordedRequest) -> Fault | None:
+        """The fault of a request that passed authentication, routing and validation (called
+        concurrently from handler threads), or None for its normal answer."""
+        for source in self.fault_sources:
+            fault = source(request)
+            if fault is not None:
+                return fault
+        return None
+
+    # ---- the fault plan (kept on the server for the tests that use it) ----------------------
+
+    @property
+    def slow_delay(self) -> float:
+        """Seconds of a random ``timeout`` fault."""
+        return self.plan.slow_delay
+
+    @slow_delay.setter
+    def slow_delay(self, value: float) -> None:
+        self.plan.slow_delay = value
+
+    @property
+    def random_retry_after(self) -> str:
+        """Retry-After of a random ``429-retry-after`` fault."""
+        return self.plan.random_retry_after
+
+    @random_retry_after.setter
+    def random_retry_after(self, value: str) -> None:
+        self.plan.random_retry_after = value
 
     def script(self, key: str, faults: list[Fault | None]) -> None:
-        """The next ``len(faults)`` requests for ``key`` get these faults in order (None = normal).
-
-        Calling it again for the same key appends to the queue.
-        """
-        with self._fault_lock:
-            self._scripts.setdefault(key, collections.deque()).extend(faults)
+        """See :meth:`tests.fakes.faults.FaultPlan.script`."""
+        self.plan.script(key, faults)
 
     def fail_always(self, key: str, fault: Fault) -> None:
-        """Every request for ``key`` (once its script, if any, is used up) gets ``fault``."""
-        with self._fault_lock:
-            self._always[key] = fault
+        """See :meth:`tests.fakes.faults.FaultPlan.fail_always`."""
+        self.plan.fail_always(key, fault)
 
     def set_random_faults(self, *, seed: int, rates: dict[str, float]) -> None:
-        """Give other requests random faults, drawn independently with ``random.Random(seed)``.
-
-        Rate keys: an HTTP status such as ``"429"``/``"500"``/``"502"``/``"503"``,
-        ``"429-retry-after"``, ``"timeout"`` (:meth:`Fault.slow` of ``slow_delay``), ``"reset"``,
-        ``"malformed-json"``, ``"wrong-content-type"``, ``"empty-choices"``, ``"stream-cut"``.
-        Rates must add up to at most 1.
-        """
-        for name, rate in rates.items():
-            if not (name in _RANDOM_FAULT_KEYS or (name.isdigit() and 400 <= int(name) <= 599)):
-                raise ValueError(f"unknown random fault {name!r}")
-            if rate < 0:
-                raise ValueError(f"rate of {name!r} must not be negative")
-        if sum(rates.values()) > 1.0 + 1e-9:
-            raise ValueError("fault rates add up to more than 1")
-        with self._fault_lock:
-            self._random_rng = random.Random(seed)
-            self._random_rates = list(rates.items())
+        """See :meth:`tests.fakes.faults.FaultPlan.set_random_faults`."""
+        self.plan.set_random_faults(seed=seed, rates=rates)
 
     def clear_faults(self) -> None:
         """Forget scripts, always-faults and random rates."""
-        with self._fault_lock:
-            self._scripts.clear()
-            self._always.clear()
-            self._random_rng = None
-            self._random_rates = []
+        self.plan.clear()
+
+    # ---- reading the log ------------------------------------------------------------------------
 
     def fault_counts(self) -> dict[str, int]:
         """How many requests got each outcome (``"ok"`` or a fault name like ``"status:429"``)."""
         return dict(collections.Counter(r.outcome for r in self.requests))
 
-    def _random_fault(self, name: str) -> Fault:
-        if name == "429-retry-after":
-            return Fault.status_code(429, retry_after=self.random_retry_after)
-        if name == "timeout":
-            return Fault.slow(self.slow_delay)
-        if name.isdigit():
-            return Fault.status_code(int(name))
-        return Fault(name)
+    def requests_for(self, key: str) -> list[RecordedRequest]:
+        """The requests whose key (last user message, or single input) is ``key``."""
+        return [r for r in self.requests if request_key(r.body) == key]
 
-    def _decide(self, request: RecordedRequest) -> Fault | None:
-        key = request_key(request.body)
-        with self._fault_lock:
-            if key is not None:
-                queue = self._scripts.get(key)
-                if queue:
-                    return queue.popleft()
-                if key in self._always:
-                    return self._always[key]
-            if self._random_rng is None:
-                return None
-            draw = self._random_rng.random()
-            for name, rate in self._random_rates:
-                if draw < rate:
-                    return self._random_fault(name)
-                draw -= rate
-        return None
+    def attempts(self, key: str) -> int:
+        """How many requests for ``key`` the server received."""
+        return len(self.requests_for(key))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve until SIGINT or SIGTERM; the first line on stdout gives the URL."""
+    parser = argparse.ArgumentParser(prog="python -m tests.fakes.openai_server",
+                                     description="The tests' fake OpenAI-compatible server.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--api-key", default=None)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
+    args = parser.parse_args(argv)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    with FaultInjectingServer(args.host, args.port, api_key=args.api_key,
+                              latency=args.latency) as server:
+        print(f"fake server on {server.url}", flush=True)
+        stop.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

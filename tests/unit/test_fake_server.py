@@ -1,4 +1,5 @@
-"""Tests of the stand-in OpenAI/DashScope-compatible server and its fault-injecting test subclass.
+"""Tests of the tests' fake OpenAI/DashScope-compatible server (tests/fakes/): wire format, request
+log, in-flight counts and the gate, faults.
 
 They talk to a real server over real sockets, with the real ``openai`` SDK and with ``http.client``.
 """
@@ -6,35 +7,33 @@ They talk to a real server over real sockets, with the real ``openai`` SDK and w
 from __future__ import annotations
 
 import base64
+import collections
 import http.client
 import json
-import logging
+import queue
 import signal
 import struct
 import subprocess
 import sys
 import threading
+import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
 
-from flink_ml_predict.standin import StandInServer, default_responder, embedding_vector
+from flink_ml_predict.demo_answers import embedding_vector
+from tests.conftest import ROOT
 from tests.fakes.openai_server import Fault, FaultInjectingServer, request_key
+from tests.fakes.server import FakeServer
 
-_LOGGER = logging.getLogger(__name__)
-
-API_KEY = "sk-stand-in-test"
-LABEL_PROMPT = (
-    "Classify the text below into one of the following labels: "
-    "[positive, negative, neutral, mixed]. Output only the label."
-)
-MASK_PROMPT = "把用户文本中的身份证号码的后四位替换为 ****,其余内容原样输出。"
-REPO_ROOT = Path(__file__).resolve().parents[2]
+API_KEY = "sk-fake-server-test"
+LABEL_PROMPT = ("Classify the text below into one of the following labels: "
+                "[positive, negative, neutral, mixed]. Output only the label.")
 
 
 @pytest.fixture
@@ -58,7 +57,7 @@ def _chat(client: openai.OpenAI, user: str, system: str | None = None, **kwargs:
 
 
 def _raw(
-    server: StandInServer,
+    server: FakeServer,
     method: str,
     path: str,
     body: Any = None,
@@ -98,7 +97,7 @@ def test_chat_completion_with_n_2_has_openai_shape(
     raw = client.chat.completions.with_raw_response.create(
         model="gpt-4o-mini", messages=[{"role": "user", "content": "hello there"}], n=2
     )
-    assert raw.headers["x-stand-in"] == "true"
+    assert raw.headers["x-fake-server"] == "tests.fakes"
     uuid.UUID(raw.headers["x-request-id"])
     completion = raw.parse()
     assert completion.object == "chat.completion"
@@ -139,46 +138,14 @@ def test_chat_completion_wire_format_exactly(server: FaultInjectingServer) -> No
     assert set(payload["usage"]) == {"prompt_tokens", "completion_tokens", "total_tokens"}
 
 
-@pytest.mark.parametrize(
-    ("text", "label"),
-    [
-        ("最爱小孩子猜声音那段,算得上看过的电影里相当浪漫的叙事了。很温和也很有爱。", "positive"),
-        ("乏善可陳", "negative"),
-        ("乏善可陈", "negative"),
-        ("The plot was boring and the acting bad.", "negative"),
-        ("A film about a train.", "neutral"),
-    ],
-)
-def test_label_responder(client: openai.OpenAI, text: str, label: str) -> None:
-    completion = _chat(client, text, system=LABEL_PROMPT)
-    assert completion.choices[0].message.content == label
-
-
-def test_label_responder_falls_back_to_first_label() -> None:
-    body = _chat_body("nothing to see")
-    body["messages"].insert(
-        0, {"role": "system", "content": "Classify into one label: [spam, ham]"}
-    )
-    assert default_responder(body) == "spam"
-
-
-def test_id_number_masking(client: openai.OpenAI) -> None:
-    completion = _chat(client, "我的名字叫 码界探索: 412721199803134419.", system=MASK_PROMPT)
-    assert completion.choices[0].message.content == "我的名字叫 码界探索: 41272119980313****."
-    completion = _chat(client, "a 11010519491231002X b 12345", system=MASK_PROMPT)
-    assert completion.choices[0].message.content == "a 11010519491231**** b 12345"
-
-
-def test_echo_without_special_system_prompt(client: openai.OpenAI) -> None:
-    assert (
-        _chat(client, "just echo", system="You are helpful.").choices[0].message.content
-        == "just echo"
-    )
+def test_default_answers_are_the_demos_rule_based_ones(client: openai.OpenAI) -> None:
+    assert _chat(client, "乏善可陈", system=LABEL_PROMPT).choices[0].message.content == "negative"
+    assert _chat(client, "just echo").choices[0].message.content == "just echo"
 
 
 def test_custom_responder() -> None:
     with (
-        StandInServer(responder=lambda body: body["model"].upper()) as running,
+        FaultInjectingServer(responder=lambda body: body["model"].upper()) as running,
         openai.OpenAI(base_url=running.base_url, api_key="any", max_retries=0) as sdk,
     ):
         assert _chat(sdk, "x").choices[0].message.content == "QWEN-PLUS"
@@ -200,7 +167,9 @@ def test_dashscope_base_url_and_keep_alive(server: FaultInjectingServer) -> None
     finally:
         conn.close()
     assert server.wait_idle()
-    assert len(server.completed_requests("/chat/completions")) == 3
+    requests = server.completed_requests("/chat/completions")
+    assert len(requests) == 3
+    assert len({r.connection for r in requests}) == 1  # one connection, kept alive
 
 
 def test_streaming(client: openai.OpenAI, server: FaultInjectingServer) -> None:
@@ -337,7 +306,7 @@ def test_bad_requests_and_unknown_routes(server: FaultInjectingServer) -> None:
     for method, path, raw_body, expected in cases:
         status, headers, data = _raw(server, method, path, raw_body=raw_body)
         assert status == expected, (method, path, raw_body)
-        assert headers["x-stand-in"] == "true"
+        assert headers["x-fake-server"] == "tests.fakes"
         error = json.loads(data)["error"]
         assert set(error) == {"message", "type", "param", "code"}
         assert error["type"] == "invalid_request_error"
@@ -354,26 +323,15 @@ def test_models_list(client: openai.OpenAI) -> None:
 def test_max_in_flight_counts_concurrent_requests(
     server: FaultInjectingServer, client: openai.OpenAI
 ) -> None:
-    all_arrived = threading.Event()
-
-    def gated(body: dict[str, Any]) -> str:
-        # Hold every answer until all 20 requests are in flight at once. This makes the overlap
-        # certain on a loaded machine (0.2 s of latency alone would not); a server that handled
-        # requests one at a time would never open the gate and the test would fail below.
-        if server.in_flight >= 20:
-            all_arrived.set()
-        all_arrived.wait(timeout=10)
-        return default_responder(body)
-
-    server.responder = gated
-    server.latency = 0.2
+    # Every answer waits at the gate until all 20 requests are in flight together, so the overlap
+    # is certain however loaded the machine is; a server that handled requests one at a time
+    # would never reach 20 and the gate would time out (gate_expired) instead.
+    server.hold(release_when=lambda state: state.in_flight >= 20, timeout=30)
     with ThreadPoolExecutor(max_workers=20) as pool:
         answers = list(
             pool.map(lambda i: _chat(client, f"q{i}").choices[0].message.content, range(20))
         )
-    assert all_arrived.is_set(), (
-        f"only {server.max_in_flight} requests were ever in flight together"
-    )
+    assert server.gate_expired == 0, f"only {server.max_in_flight} requests were in flight together"
     assert answers == [f"q{i}" for i in range(20)]
     assert server.wait_idle()
     assert server.max_in_flight == 20
@@ -383,10 +341,52 @@ def test_max_in_flight_counts_concurrent_requests(
     assert server.max_in_flight == 0 and server.requests == []
 
 
+def test_gate_holds_answers_until_released(server: FaultInjectingServer) -> None:
+    statuses: queue.Queue[int] = queue.Queue()
+
+    def call(i: int) -> None:
+        statuses.put(_raw(server, "POST", "/v1/chat/completions", _chat_body(f"g{i}"))[0])
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(3)]
+    with server.gate():
+        for thread in threads:
+            thread.start()
+        assert server.wait_for_held(3, timeout=30)
+        assert (server.in_flight, server.tracker.held, statuses.qsize()) == (3, 3, 0)
+        server.release(1)
+        assert statuses.get(timeout=30) == 200  # exactly one answer went
+        assert (server.in_flight, server.tracker.held, statuses.qsize()) == (2, 2, 0)
+    for thread in threads:  # leaving the block opened the gate
+        thread.join(timeout=30)
+    assert [statuses.get_nowait() for _ in range(2)] == [200, 200]
+    assert server.wait_idle()
+    assert server.max_in_flight == 3 and server.gate_expired == 0
+
+
+def test_gate_that_times_out_opens_for_good(server: FaultInjectingServer) -> None:
+    server.hold(timeout=0.2)  # a rule that never comes true, in short
+    started = time.monotonic()
+    assert _raw(server, "POST", "/v1/chat/completions", _chat_body("late"))[0] == 200
+    assert time.monotonic() - started >= 0.2
+    assert server.gate_expired == 1
+    assert _raw(server, "POST", "/v1/chat/completions", _chat_body("open"))[0] == 200
+    assert server.gate_expired == 1  # the second answer was not held
+
+
+def test_a_round_lingers_before_it_goes(server: FaultInjectingServer) -> None:
+    server.hold(release_when=lambda state: state.in_flight >= 1, linger=0.3)
+    started = time.monotonic()
+    assert _raw(server, "POST", "/v1/chat/completions", _chat_body("r"))[0] == 200
+    assert time.monotonic() - started >= 0.3
+    assert server.gate_expired == 0
+
+
 def test_200_concurrent_keep_alive_connections(server: FaultInjectingServer) -> None:
     connections = [
-        http.client.HTTPConnection("127.0.0.1", server.port, timeout=10) for _ in range(200)
+        http.client.HTTPConnection("127.0.0.1", server.port, timeout=30) for _ in range(200)
     ]
+    # Each round's answers are held until all 200 requests are in flight together.
+    server.hold(release_when=lambda state: state.in_flight >= 200, timeout=60)
     try:
         body = json.dumps({"model": "m", "input": "x"}).encode()
         headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
@@ -398,8 +398,12 @@ def test_200_concurrent_keep_alive_connections(server: FaultInjectingServer) -> 
                 assert response.status == 200
                 response.read()
         assert server.wait_idle()
-        assert server.max_in_flight <= 200
-        assert len(server.completed_requests("/v1/embeddings")) == 400
+        assert server.gate_expired == 0
+        assert server.max_in_flight == 200
+        requests = server.completed_requests("/v1/embeddings")
+        assert len(requests) == 400
+        per_connection = collections.Counter(r.connection for r in requests)
+        assert len(per_connection) == 200 and set(per_connection.values()) == {2}
     finally:
         for conn in connections:
             conn.close()
@@ -525,15 +529,22 @@ def test_stream_cut_fault(server: FaultInjectingServer, client: openai.OpenAI) -
     ], records
 
 
-def test_slow_fault_times_out_the_client(server: FaultInjectingServer) -> None:
-    server.script("k", [Fault.slow(5.0), Fault.slow(0.05)])
+@pytest.mark.parametrize(("late", "ends_with_the_client"),
+                         [(Fault.slow(30.0), False), (Fault.hang(), True)], ids=["slow", "hang"])
+def test_a_late_or_no_answer_times_out_the_client(
+    server: FaultInjectingServer, late: Fault, ends_with_the_client: bool
+) -> None:
+    server.script("k", [late, Fault.slow(0.05)])
     with openai.OpenAI(
         base_url=server.base_url, api_key=API_KEY, max_retries=0, timeout=0.3
     ) as sdk:
         with pytest.raises(openai.APITimeoutError):
             _chat(sdk, "k")
         assert _chat(sdk, "k").choices[0].message.content == "k"
-    # stop() must not wait for the handler still sleeping out its 5 s (see this test's runtime)
+    # A hung request ends when its client closes the connection; a slow one sleeps on (and
+    # stop() must not wait for it: see this test's runtime).
+    assert server.wait_idle(timeout=10 if ends_with_the_client else 0) is ends_with_the_client
+    assert [(r.status, r.outcome) for r in server.requests] == [(None, late.name), (200, "slow")]
 
 
 # ---- scripts, always-faults, random faults --------------------------------------------------
@@ -640,26 +651,24 @@ def test_fault_validation_and_request_key() -> None:
     assert request_key({"model": "m", "input": ["y", "z"]}) is None
 
 
-# ---- the command line -----------------------------------------------------------------------
+# ---- the command line (for benchmarks) --------------------------------------------------------
 
 
-def test_main_serves_until_interrupted() -> None:
+def test_command_line_server_answers_and_stops_on_sigterm() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "flink_ml_predict.standin", "--port", "0", "--api-key", "k"],
-        cwd=REPO_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        [sys.executable, "-m", "tests.fakes.openai_server", "--port", "0", "--latency", "0.01"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
         assert process.stdout is not None
-        line = process.stdout.readline()
-        assert "STAND-IN" in line and "NOT a real model" in line
-        url = line.split(" on ", 1)[1].split(" ", 1)[0]
-        with openai.OpenAI(base_url=url + "/v1", api_key="k", max_retries=0) as sdk:
+        url = process.stdout.readline().split(" on ", 1)[1].strip()
+        with openai.OpenAI(base_url=url + "/v1", api_key="any", max_retries=0) as sdk:
             assert _chat(sdk, "cli").choices[0].message.content == "cli"
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=10) == 0
+        with urllib.request.urlopen(url + "/_stats", timeout=10) as response:
+            stats = json.load(response)
+        assert (stats["requests"], stats["completed"], stats["max_in_flight"]) == (1, 1, 1)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
     finally:
         if process.poll() is None:
             process.kill()
