@@ -21,18 +21,14 @@ with its task; the TaskManager log keeps each worker's interpreter and environme
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +36,14 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import ROOT, subprocess_environ
+from tests.conftest import (
+    ROOT,
+    free_port,
+    rest_json,
+    root_exceptions,
+    subprocess_environ,
+    wait_until,
+)
 
 IDENT = "fmp-cluster-test"  # FLINK_IDENT_STRING: part of every pid and log file name
 SLOTS = 2
@@ -53,26 +56,6 @@ def flink_home() -> Path:
     import pyflink
 
     return Path(pyflink.__file__).resolve().parent
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_until(condition: Callable[[], Any], timeout: float, what: str,
-               interval: float = 0.25) -> Any:
-    """Polls `condition` until it returns something truthy; fails the test after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    pause = threading.Event()
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        pause.wait(interval)
 
 
 def base_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -260,10 +243,7 @@ class StandaloneCluster:
     # --- REST --------------------------------------------------------------------------------
 
     def rest(self, path: str, *, method: str = "GET") -> Any:
-        request = urllib.request.Request(self.rest_url + path, method=method)
-        with urllib.request.urlopen(request, timeout=10) as response:
-            body = response.read()
-        return json.loads(body) if body else None
+        return rest_json(self.rest_url + path, method=method)
 
     def rest_or_none(self, path: str) -> Any:
         try:
@@ -300,9 +280,7 @@ class StandaloneCluster:
         return wait_until(state, timeout, f"job {job_id} to be {'/'.join(states)}")
 
     def root_exceptions(self, job_id: str) -> list[str]:
-        history = self.rest_or_none(f"/jobs/{job_id}/exceptions") or {}
-        entries = history.get("exceptionHistory", {}).get("entries", [])
-        return [e.get("stacktrace") or e.get("exceptionName") or "" for e in entries]
+        return root_exceptions(self.rest_url, job_id)
 
     def wait_for_slots(self, taskmanagers: int, timeout: float = START_TIMEOUT) -> dict[str, Any]:
         """Polls /overview until `taskmanagers` TaskManagers with their slots are registered."""
@@ -433,5 +411,5 @@ def epoch_ms() -> int:
     return int(time.time() * 1000)
 
 
-__all__ = ["StandaloneCluster", "cmdline", "descendants_of", "epoch_ms", "free_port", "is_running",
-           "run_flink", "start_cli", "wait_until"]
+__all__ = ["StandaloneCluster", "cmdline", "descendants_of", "epoch_ms", "is_running", "run_flink",
+           "start_cli"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from flink_ml_predict import ConfigurationError, ScriptRunner
-from tests.conftest import TEST_KEY
+from tests.conftest import TEST_KEY, model_options, render_model
 
 ENDPOINT = "http://127.0.0.1:9/v1"  # nothing listens there: no test may send a request
 SOURCE = ("CREATE TEMPORARY VIEW src(id, txt, n) AS VALUES (1, 'a', 7);\n"
@@ -16,12 +16,13 @@ SOURCE = ("CREATE TEMPORARY VIEW src(id, txt, n) AS VALUES (1, 'a', 7);\n"
 
 def model(*, provider: str = "openai", endpoint: str = ENDPOINT, inputs: str = "`input` STRING",
           outputs: str = "`content` STRING", drop: tuple[str, ...] = (), **options: str) -> str:
-    entries = {"provider": provider, "endpoint": endpoint, "api-key": TEST_KEY, "model": "gpt-4o"}
+    """Model m on one line; options spelled as given except '__' -> '-' (so top_p stays an
+    alias and top__p is 'top-p')."""
+    entries = model_options(endpoint, provider=provider, model="gpt-4o")
     entries.update({k.replace("__", "-"): v for k, v in options.items()})
     for key in drop:
         entries.pop(key)
-    body = ", ".join(f"'{k}' = '{v}'" for k, v in entries.items())
-    return f"CREATE TEMPORARY MODEL m INPUT ({inputs}) OUTPUT ({outputs}) WITH ({body});\n"
+    return render_model("m", entries, inputs=inputs, output=outputs, one_line=True) + ";\n"
 
 
 PREDICT = "INSERT INTO sink SELECT * FROM ML_PREDICT(TABLE src, MODEL m, DESCRIPTOR(txt))"

@@ -9,13 +9,11 @@ import pytest
 
 from flink_ml_predict import StatementError, execute_script
 from flink_ml_predict.runtime.tokens import TokenCounter
-from tests.conftest import TEST_KEY, collect, model_ddl
+from tests.conftest import METADATA_OUTPUT, TEST_KEY, collect, model_ddl
 from tests.fakes.openai_server import Fault
 
 pytestmark = pytest.mark.flink
 
-METADATA = ("`content` STRING, `error-string` STRING, `http-status-code` INT, "
-            "`http-headers-map` MAP<STRING, ARRAY<STRING>>")
 ROWS = "CREATE TEMPORARY VIEW src(id, txt) AS SELECT * FROM (VALUES (1, 'ok'), (2, 'slow'), (3, 'bad'))"
 
 
@@ -23,7 +21,7 @@ def test_ignore_survives_a_model_slower_than_the_operator_timeout(t_env, server)
     """Flink's Java provider fails the job here (its operator timeout fires under IGNORE)."""
     server.fail_always("slow", Fault.slow(30.0))
     server.fail_always("bad", Fault.status_code(503))
-    ddl = model_ddl("m", server.base_url, output=METADATA, error_handling_strategy="RETRY",
+    ddl = model_ddl("m", server.base_url, output=METADATA_OUTPUT, error_handling_strategy="RETRY",
                     retry_fallback_strategy="IGNORE", request_timeout="60s",
                     retry_initial_backoff="50ms", retry_max_backoff="100ms")
     execute_script(t_env, ddl + ";\n" + ROWS)
@@ -33,8 +31,7 @@ def test_ignore_survives_a_model_slower_than_the_operator_timeout(t_env, server)
     assert rows[0] == (1, "ok", None, None)
     assert rows[1][:2] == (2, None) and rows[1][2] == "request timed out" and rows[1][3] is None
     assert rows[2][:2] == (3, None) and "HTTP 503" in rows[2][2] and rows[2][3] == 503
-    bad_attempts = sum(1 for r in server.requests if r.body["messages"][1]["content"] == "bad")
-    assert bad_attempts > 2  # retried until the row's budget (inside the 4 s timeout) ran out
+    assert server.attempts("bad") > 2  # retried until the row's budget (inside the 4 s timeout) ran out
 
 
 def test_failover_fails_the_job_with_a_clear_message(t_env, server) -> None:
@@ -49,7 +46,7 @@ def test_failover_fails_the_job_with_a_clear_message(t_env, server) -> None:
     assert re.match(r"statement 4 \(line \d+\): job failed: ML_PREDICT with model m", message)
     assert "ML_PREDICT with model m failed (error-handling-strategy FAILOVER)" in message
     assert "HTTP 500" in message and TEST_KEY not in message
-    assert sum(1 for r in server.requests if r.body["messages"][1]["content"] == "bad") == 1
+    assert server.attempts("bad") == 1
 
 
 def test_context_overflow_truncates_and_skips_with_qwens_tokenizer(t_env, server) -> None:

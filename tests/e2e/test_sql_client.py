@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from flink_ml_predict import ConfigurationError, sqltext
+from flink_ml_predict import ConfigurationError
 from flink_ml_predict.sqlclient import generate
 from tests.conftest import TEST_KEY
 
@@ -29,14 +29,32 @@ CREATE MODEL embed INPUT (`input` STRING) OUTPUT (`embedding` ARRAY<FLOAT>) WITH
 """
 
 
-def run_like_the_sql_client(t_env, init_sql: str) -> None:
-    for statement in sqltext.split_statements(init_sql):
-        pair = sqltext.parse_set(statement.text) if sqltext.statement_kind(
-            statement.text) == "set" else None
-        if pair:
-            t_env.get_config().set(*pair)
-        else:
-            t_env.execute_sql(statement.text)
+CLASSIFY = ("Classify the text below into one of the following labels: [positive, negative, "
+            "neutral, mixed]. Output only the label.")
+# What init.sql must hold, written out here (not split or parsed by the package's own code): the
+# SQL client's SET statements, then one statement per entry.
+EXPECTED_SETTINGS = [("table.exec.async-scalar.retry-strategy", "NO_RETRY"),
+                     ("table.exec.async-scalar.max-concurrent-operations", "16")]
+EXPECTED_STATEMENTS = [
+    "CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS `ai_analyze_sentiment` AS "
+    "'flink_ml_predict_models.ai_analyze_sentiment' LANGUAGE PYTHON",
+    "CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS `embed` AS 'flink_ml_predict_models.embed' "
+    "LANGUAGE PYTHON",
+    "CREATE MODEL `ai_analyze_sentiment`\nINPUT (`input` STRING)\nOUTPUT (`content` STRING)\n"
+    "WITH (\n  'provider' = 'qwen',\n  'endpoint' = '${QWEN_ENDPOINT}',\n  'api-key' = '******',\n"
+    f"  'model' = 'qwen-turbo',\n  'system-prompt' = '{CLASSIFY}'\n)",
+    "CREATE MODEL `embed`\nINPUT (`input` STRING)\nOUTPUT (`embedding` ARRAY<FLOAT>)\nWITH (\n"
+    "  'provider' = 'qwen',\n  'endpoint' = '${QWEN_ENDPOINT}/embeddings',\n"
+    "  'api-key' = '******',\n  'model' = 'text-embedding-v4',\n  'dimension' = '3'\n)",
+]
+
+
+def run_like_the_sql_client(t_env) -> None:
+    """What `sql-client.sh -i init.sql` does with the expected file: SETs, then each statement."""
+    for key, value in EXPECTED_SETTINGS:
+        t_env.get_config().set(key, value)
+    for statement in EXPECTED_STATEMENTS:
+        t_env.execute_sql(statement)
 
 
 def test_generated_files_run_model_queries(t_env, server, tmp_path, monkeypatch) -> None:
@@ -47,13 +65,17 @@ def test_generated_files_run_model_queries(t_env, server, tmp_path, monkeypatch)
     init_sql = generated.init_sql.read_text(encoding="utf-8")
     assert TEST_KEY not in init_sql + generated.module.read_text(encoding="utf-8")
     assert "LANGUAGE PYTHON" in init_sql and "'******'" in init_sql
+    statements = "\n".join(line for line in init_sql.splitlines() if not line.startswith("--"))
+    assert statements == "\n".join(
+        [f"SET '{key}' = '{value}';" for key, value in EXPECTED_SETTINGS]
+        + [f"{statement};" for statement in EXPECTED_STATEMENTS])
 
     server.latency = (0.0, 0.03)
     # What -pyfs does: the SQL client's Python process imports the file to register the functions
     # (here: this process, through PyFlink's function factory), and the workers get it too.
     monkeypatch.syspath_prepend(str(generated.module.parent))
     t_env.add_python_file(str(generated.module))
-    run_like_the_sql_client(t_env, init_sql)
+    run_like_the_sql_client(t_env)
     t_env.execute_sql("CREATE TEMPORARY VIEW comments(id, txt) AS SELECT id, CASE WHEN "
                       "MOD(id, 2) = 0 THEN CONCAT('I love it ', CAST(id AS STRING)) ELSE "
                       "CONCAT('boring ', CAST(id AS STRING)) END FROM (SELECT CAST(id AS INT) "

@@ -12,12 +12,10 @@ import pytest
 from flink_ml_predict import ModelCallError
 from flink_ml_predict.model import CallSettings, Column, build_spec
 from flink_ml_predict.runtime.predictor import Predictor
-from tests.conftest import TEST_KEY
+from tests.conftest import METADATA_COLUMNS, TEST_KEY, model_options
 from tests.fakes.openai_server import Fault
 
-METADATA = [Column("content", "STRING"), Column("error-string", "STRING"),
-            Column("http-status-code", "INT"),
-            Column("http-headers-map", "MAP<STRING, ARRAY<STRING>>")]
+METADATA = [Column(name, type_) for name, type_ in METADATA_COLUMNS]
 
 
 class RecordedSleep:
@@ -31,10 +29,7 @@ class RecordedSleep:
 
 
 def make_predictor(server, *, outputs=None, timeout: float = 180.0, **options: str):
-    values = {"provider": "openai", "endpoint": server.base_url, "api-key": TEST_KEY,
-              "model": "gpt-4o-mini"}
-    values.update({k.replace("_", "-"): v for k, v in options.items()})
-    spec = build_spec("m", values, [Column("input", "STRING")],
+    spec = build_spec("m", model_options(server.base_url, **options), [Column("input", "STRING")],
                       outputs or [Column("content", "STRING")])
     sleep = RecordedSleep()
     return Predictor(spec, CallSettings(timeout=timeout), sleep=sleep), sleep
@@ -50,16 +45,12 @@ def predict(predictor: Predictor, text: str | None):
     return asyncio.run(run())
 
 
-def attempts(server, key: str) -> int:
-    return sum(1 for r in server.requests if r.body and r.body["messages"][-1]["content"] == key)
-
-
 def test_429_with_retry_after_waits_as_told(server) -> None:
     server.script("a", [Fault.status_code(429, retry_after="2"), None])
     predictor, sleep = make_predictor(server)
     assert predict(predictor, "a") == [("a",)]
     assert sleep.delays == [2.0]
-    assert attempts(server, "a") == 2
+    assert server.attempts("a") == 2
     assert predictor.metrics.counts["retries"] == 1
 
 
@@ -71,14 +62,25 @@ def test_retry_after_ms_wins_over_retry_after(server) -> None:
 
 
 def test_backoff_without_retry_after_is_jittered_exponential(server) -> None:
-    server.script("a", [Fault.status_code(500)] * 4 + [None])
-    predictor, sleep = make_predictor(server, retry_initial_backoff="100ms",
-                                      retry_max_backoff="250ms")
-    assert predict(predictor, "a") == [("a",)]
+    """Full jitter: the k-th wait is uniform in [0, min(250 ms, 100 ms * 2**(k-1))]. Over 60 rows
+    each bound is exceeded by none of the waits and approached by some (each check below fails
+    for a correct backoff with a probability under 2e-6); a backoff that is always 0, or that
+    does not grow, fails them."""
     caps = [0.1, 0.2, 0.25, 0.25]
-    assert len(sleep.delays) == 4
-    assert all(0 <= d <= cap for d, cap in zip(sleep.delays, caps, strict=True))
-    assert attempts(server, "a") == 5
+    by_retry: list[list[float]] = [[] for _ in caps]
+    for row in range(60):
+        key = f"a{row}"
+        server.script(key, [Fault.status_code(500)] * 4 + [None])
+        predictor, sleep = make_predictor(server, retry_initial_backoff="100ms",
+                                          retry_max_backoff="250ms")
+        assert predict(predictor, key) == [(key,)]
+        assert len(sleep.delays) == 4 and server.attempts(key) == 5
+        assert all(0 <= d <= cap for d, cap in zip(sleep.delays, caps, strict=True)), sleep.delays
+        for waits, delay in zip(by_retry, sleep.delays, strict=True):
+            waits.append(delay)
+    assert max(by_retry[0]) > 0.05 and len(set(by_retry[0])) > 1  # jittered, not 0 nor fixed
+    assert max(by_retry[1]) > 0.1  # the bound doubled
+    assert max(by_retry[2]) > 0.2 and max(by_retry[3]) > 0.2  # and stopped at 250 ms
 
 
 @pytest.mark.parametrize("fault", [Fault.reset(), Fault.malformed_json(),
@@ -89,7 +91,7 @@ def test_transient_failures_are_retried(server, fault) -> None:
     server.script("a", [fault, None])
     predictor, sleep = make_predictor(server)
     assert predict(predictor, "a") == [("a",)]
-    assert attempts(server, "a") == 2 and len(sleep.delays) == 1
+    assert server.attempts("a") == 2 and len(sleep.delays) == 1
 
 
 def test_request_timeout_is_retried(server) -> None:
@@ -107,7 +109,7 @@ def test_permanent_errors_are_not_retried(server, status) -> None:
     (row,) = predict(predictor, "a")
     assert row[0] is None and row[2] == status and f"HTTP {status}" in row[1]
     assert "x-request-id" in row[3]
-    assert attempts(server, "a") == 1 and sleep.delays == []
+    assert server.attempts("a") == 1 and sleep.delays == []
 
 
 def test_retries_exhausted_then_failover_raises_without_the_key(server, caplog) -> None:
@@ -118,14 +120,13 @@ def test_retries_exhausted_then_failover_raises_without_the_key(server, caplog) 
         predict(predictor, "a")
     assert "ML_PREDICT with model m failed" in str(caught.value)
     assert caught.value.status == 500
-    assert attempts(server, "a") == 3 and len(sleep.delays) == 2
+    assert server.attempts("a") == 3 and len(sleep.delays) == 2
     assert TEST_KEY not in str(caught.value) and TEST_KEY not in caplog.text
 
 
 def test_wrong_key_fails_over_without_revealing_it(server, caplog) -> None:
     caplog.set_level(logging.DEBUG)
-    values = {"provider": "openai", "endpoint": server.base_url, "api-key": "sk-wrong-key-123456",
-              "model": "gpt-4o-mini"}
+    values = model_options(server.base_url, key="sk-wrong-key-123456")
     spec = build_spec("m", values, [Column("input", "STRING")], [Column("content", "STRING")])
     with pytest.raises(ModelCallError) as caught:
         predict(Predictor(spec, CallSettings(), sleep=RecordedSleep()), "a")
@@ -138,9 +139,10 @@ def test_ignore_makes_one_attempt_and_labels_the_row(server) -> None:
     server.fail_always("a", Fault.status_code(429, retry_after="1"))
     predictor, sleep = make_predictor(server, outputs=METADATA, error_handling_strategy="IGNORE")
     (row,) = predict(predictor, "a")
-    assert row[:3] == (None, row[1], 429) and "HTTP 429" in row[1]
+    assert (row[0], row[2]) == (None, 429)
+    assert row[1].startswith("HTTP 429") and "Requests rate limit exceeded" in row[1], row[1]
     assert row[3]["retry-after"] == ["1"]
-    assert attempts(server, "a") == 1 and sleep.delays == []
+    assert server.attempts("a") == 1 and sleep.delays == []
 
 
 def test_ignore_without_metadata_drops_the_row_and_counts_it(server, caplog) -> None:
@@ -156,7 +158,7 @@ def test_failover_strategy_never_retries(server) -> None:
     predictor, sleep = make_predictor(server, error_handling_strategy="FAILOVER")
     with pytest.raises(ModelCallError):
         predict(predictor, "a")
-    assert attempts(server, "a") == 1 and sleep.delays == []
+    assert server.attempts("a") == 1 and sleep.delays == []
 
 
 def test_no_wait_may_end_after_the_row_budget(server) -> None:
@@ -167,7 +169,7 @@ def test_no_wait_may_end_after_the_row_budget(server) -> None:
                                       retry_fallback_strategy="IGNORE")
     (row,) = predict(predictor, "a")
     assert row[2] == 429 and sleep.delays == []
-    assert attempts(server, "a") == 1
+    assert server.attempts("a") == 1
 
 
 def test_null_input_is_skipped_and_counted(server) -> None:
@@ -202,4 +204,4 @@ def test_the_whole_attempt_ends_with_the_row_budget(server) -> None:
                                       request_timeout="60s", retry_fallback_strategy="IGNORE")
     (row,) = predict(predictor, "a")
     assert row[1] == "request timed out" and row[2] is None
-    assert attempts(server, "a") == 1 and sleep.delays == []
+    assert server.attempts("a") == 1 and sleep.delays == []
