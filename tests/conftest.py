@@ -4,11 +4,14 @@ environment so that no test can reach a real provider."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+import tempfile
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -126,3 +129,47 @@ def run_cli(args: list[str], env: Mapping[str, str] | None = None,
     return subprocess.run([sys.executable, "-m", "flink_ml_predict.cli", *args], cwd=cwd,
                           env=subprocess_environ(env), capture_output=True, text=True,
                           timeout=300)
+
+
+def canary_key() -> str:
+    """A distinctive api-key, new for each call, to look for in files after a run."""
+    return "sk-canary-" + uuid.uuid4().hex
+
+
+def flink_log_dirs() -> list[Path]:
+    """Where PyFlink's JVM writes its logs: $FLINK_HOME/log of the installed package (and
+    FLINK_LOG_DIR when set)."""
+    import pyflink
+
+    dirs = [Path(pyflink.__file__).resolve().parent / "log"]
+    if os.environ.get("FLINK_LOG_DIR"):
+        dirs.append(Path(os.environ["FLINK_LOG_DIR"]))
+    return dirs
+
+
+def temp_dirs() -> list[Path]:
+    """The temp directory of Python (tempfile) and of the JVM (java.io.tmpdir defaults to /tmp)."""
+    return sorted({Path(tempfile.gettempdir()), Path("/tmp")})
+
+
+def files_containing(secret: str, roots: Iterable[Path]) -> list[str]:
+    """Regular files under `roots` holding `secret` as bytes, or base64-encoded at any alignment:
+    'path (raw)' / 'path (base64)'. Files that vanish or cannot be read while scanning are skipped."""
+    raw = secret.encode()
+    needles = {"raw": [raw], "base64": [
+        base64.b64encode(b"\0" * shift + raw)[4 if shift else 0:-4] for shift in range(3)]}
+    found: list[str] = []
+    for root in roots:
+        for directory, _, names in os.walk(root):
+            for name in names:
+                path = os.path.join(directory, name)
+                if os.path.islink(path) or not os.path.isfile(path):
+                    continue
+                try:
+                    with open(path, "rb") as handle:
+                        data = handle.read()
+                except OSError:
+                    continue
+                found.extend(f"{path} ({kind})" for kind, variants in needles.items()
+                             if any(v in data for v in variants))
+    return sorted(set(found))

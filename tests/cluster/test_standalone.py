@@ -6,10 +6,10 @@ two ways a user would: `flink-ml-predict run SCRIPT --jobmanager HOST:PORT`, and
 `bin/flink run -py PROGRAM`; what they did is read back from the sink (the TaskManager's stdout
 file for the print connector, committed files for the filesystem connector) and from the REST API.
 
-Where the Python functions ran is read from the TaskManager's log: each Python worker's Beam
-environment is logged with its variables, and PYTHON_LOOPBACK_SERVER_ADDRESS among them means the
-worker only forwards to a Python process that is not the TaskManager's ("loopback" mode: the
-submitting client's own process).
+Where the Python functions ran is read from the TaskManager's log: Flink logs each Python
+worker's interpreter ("Python interpreter path:"), and a worker in "loopback" mode (the submitting
+client's own process, not the TaskManager's) forwards PyFlink's "Starting up Python worker in
+loopback mode." to it.
 
 Metric ids as Flink's REST API shows them (``/jobs/<job>/vertices/<vertex>/metrics``):
 ``<subtask>.<operator>.flink_ml_predict.<model>.<metric>``, e.g.
@@ -60,19 +60,12 @@ pytestmark = pytest.mark.cluster
 
 SCRIPT_JOB = Path(__file__).with_name("script_job.py")
 EXAMPLE = ROOT / "examples" / "pyflink_sentiment_job.py"
-LOOPBACK = "PYTHON_LOOPBACK_SERVER_ADDRESS"
+LOOPBACK = "Starting up Python worker in loopback mode."
 
 
 def _write(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     return path
-
-
-def _print_rows(cluster: StandaloneCluster, identifier: str) -> list[str]:
-    """Rows the print connector with this print-identifier wrote to the TaskManagers' stdout."""
-    pattern = re.compile(rf"^{re.escape(identifier)}(?::\d+)?> (.*)$")
-    return [m.group(1) for line in cluster.taskmanager_stdout().splitlines()
-            if (m := pattern.match(line))]
 
 
 class _TaskManagerLogs:
@@ -146,7 +139,7 @@ def test_cli_runs_the_seed_sentiment_job_on_the_cluster(cluster: StandaloneClust
     job = cluster.wait_for_job("print_sink", seed_run["since"], timeout=10)
     assert f"job {job['jid']} submitted" in result.stderr
     _finished_on_the_cluster(cluster, job["jid"])
-    rows = wait_until(lambda: _print_rows(cluster, seed_run["identifier"]), 10,
+    rows = wait_until(lambda: cluster.print_rows(seed_run["identifier"]), 10,
                       "the print sink's row in the TaskManager's .out file")
     assert rows == ["+I[1, 好东西, positive, positive]"]
     requests = seed_run["requests"]
