@@ -73,16 +73,25 @@ def secrets_script(tag: str = "") -> str:
     ])
 
 
-def _assert_ran_and_left_no_key(key: str, result: subprocess.CompletedProcess[str],
-                                server: FaultInjectingServer, workdir: Path) -> None:
+def _run_and_check_no_key_left(command: list[str], workdir: Path) -> None:
+    """Runs `command` in `workdir` (holding secrets_script() as job.sql) with a new key in
+    OPENAI_API_KEY; checks what the jobs did, then that no file holds the key."""
+    key = canary_key()
+    (workdir / "job.sql").write_text(secrets_script(), encoding="utf-8")
+    with FaultInjectingServer(api_key=key) as server:
+        server.fail_always(FAILING, Fault.status_code(500))
+        result = subprocess.run(
+            command, cwd=workdir, capture_output=True, text=True, timeout=300,
+            env=subprocess_environ({"OPENAI_API_KEY": key, "OPENAI_ENDPOINT": server.base_url}))
+        assert server.wait_idle()
+        authorizations = {r.headers["authorization"] for r in server.requests}
     assert result.returncode == 1, result.stderr[-3000:]  # the FAILOVER job, last, failed
     assert "job failed: ML_PREDICT with model fail_m" in result.stderr, result.stderr[-3000:]
     assert "+I[1, fine, fine]" in result.stdout and "+I[2, also fine, also fine]" in result.stdout
     assert f"meta> +I[2, {FAILING}, null, HTTP 500" in result.stdout, result.stdout
     assert "drop> +I[1, fine, fine]" in result.stdout and f"drop> +I[2, {FAILING}" not in (
         result.stdout)
-    assert server.wait_idle()
-    assert {r.headers["authorization"] for r in server.requests} == {f"Bearer {key}"}
+    assert authorizations == {f"Bearer {key}"}
     assert key not in result.stdout + result.stderr
     logs = [p for d in flink_log_dirs() for p in d.glob("*.log")]
     assert any("ML_PREDICT" in p.read_text(errors="replace") for p in logs), (
@@ -91,21 +100,11 @@ def _assert_ran_and_left_no_key(key: str, result: subprocess.CompletedProcess[st
 
 
 def test_cli_runs_leave_no_key_in_any_file(tmp_path: Path) -> None:
-    key = canary_key()
-    workdir = tmp_path / "cwd"
-    workdir.mkdir()
-    (workdir / "job.sql").write_text(secrets_script(), encoding="utf-8")
-    with FaultInjectingServer(api_key=key) as server:
-        server.fail_always(FAILING, Fault.status_code(500))
-        result = subprocess.run(
-            [sys.executable, "-m", "flink_ml_predict.cli", "run", "job.sql", "-p", "1"], cwd=workdir,
-            env=subprocess_environ({"OPENAI_API_KEY": key, "OPENAI_ENDPOINT": server.base_url}),
-            capture_output=True, text=True, timeout=300)
-        _assert_ran_and_left_no_key(key, result, server, workdir)
+    _run_and_check_no_key_left(
+        [sys.executable, "-m", "flink_ml_predict.cli", "run", "job.sql", "-p", "1"], tmp_path)
 
 
 PYTHON_API_PROGRAM = textwrap.dedent("""
-    import sys
     from pathlib import Path
 
     from pyflink.java_gateway import get_gateway
@@ -119,17 +118,7 @@ PYTHON_API_PROGRAM = textwrap.dedent("""
 
 
 def test_python_api_with_the_key_in_the_jvms_environment_leaves_no_key(tmp_path: Path) -> None:
-    key = canary_key()
-    workdir = tmp_path / "cwd"
-    workdir.mkdir()
-    (workdir / "job.sql").write_text(secrets_script(), encoding="utf-8")
-    with FaultInjectingServer(api_key=key) as server:
-        server.fail_always(FAILING, Fault.status_code(500))
-        result = subprocess.run(
-            [sys.executable, "-c", PYTHON_API_PROGRAM], cwd=workdir,
-            env=subprocess_environ({"OPENAI_API_KEY": key, "OPENAI_ENDPOINT": server.base_url}),
-            capture_output=True, text=True, timeout=300)
-        _assert_ran_and_left_no_key(key, result, server, workdir)
+    _run_and_check_no_key_left([sys.executable, "-c", PYTHON_API_PROGRAM], tmp_path)
 
 
 def test_echoed_authorization_header_is_scrubbed_from_metadata(t_env) -> None:
