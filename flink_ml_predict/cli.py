@@ -62,7 +62,7 @@ def read_script(path: Path) -> str | None:
 
 
 def _run_script(path: Path, args: argparse.Namespace, environ: dict[str, str] | None = None) -> int:
-    from .environment import create_table_environment
+    from .environment import create_table_environment, referenced_variables
     from .runner import ScriptRunner
 
     script = read_script(path)
@@ -71,7 +71,8 @@ def _run_script(path: Path, args: argparse.Namespace, environ: dict[str, str] | 
     try:
         t_env = create_table_environment(batch=args.batch, parallelism=args.parallelism,
                                          config=_parse_definitions(args.define),
-                                         jobmanager=getattr(args, "jobmanager", None))
+                                         jobmanager=getattr(args, "jobmanager", None),
+                                         secret_names=referenced_variables(script))
         ScriptRunner(t_env, environ=environ).run(script)
     except FlinkMlPredictError as exc:
         print(f"error: {path.name}: {exc}", file=sys.stderr)

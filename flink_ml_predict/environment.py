@@ -5,19 +5,58 @@ they run in each TaskManager's Python worker, which needs an interpreter with th
 installed (``python.executable``, from the cluster's configuration unless given); and the
 cluster's ``lib/`` from the pip distribution has no flink-python jar, so it is shipped with the
 job (``pipeline.jars``), as ``flink run -py`` does.
+
+Secrets. Two Flink loggers write a process's whole environment, API keys included: Beam's
+``DefaultJobBundleFactory`` (the Python worker's environment: every variable of the JVM that
+starts the worker, at INFO "Closing environment ... payload" and WARN "Error cleaning up servers")
+and ``PythonEnvUtils`` (``flink run -py``: the client program's environment, at INFO). So:
+
+* the JVM this module launches gets an environment without the secret variables (well-known
+  provider key variables, the ``${NAME}`` variables a script references, and any variable with
+  the same value as one of those): on the mini-cluster the Python functions run in this process
+  ("loopback") and have the key from the model, so the JVM never needs them;
+* those loggers are raised above the level they log at in the running JVM
+  (:func:`silence_environment_logging`, also for a JVM that already runs), and
+  :data:`LOG4J_SETTINGS` does the same in a cluster's ``log4j*.properties`` (TaskManagers start
+  the workers with their own environment).
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
+import logging
 import os
+import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from .errors import ConfigurationError
 
+_LOGGER = logging.getLogger(__name__)
 _WORKER_MODE = "_python_worker_execution_mode"  # read by PyFlink's TableEnvironment._open
+
+KNOWN_SECRET_VARIABLES = ("OPENAI_API_KEY", "DASHSCOPE_API_KEY", "AZURE_OPENAI_API_KEY")
+"""Provider key variables never passed to the JVM this package launches."""
+
+ENVIRONMENT_LOGGERS = {
+    "org.apache.beam.runners.fnexecution.control.DefaultJobBundleFactory": "ERROR",
+    "org.apache.flink.client.python.PythonEnvUtils": "WARN",
+}
+"""Loggers that write a process's environment (API keys included), and the level that keeps
+them from doing so."""
+
+LOG4J_SETTINGS = (
+    "# flink-ml-predict: these loggers write a process's whole environment (API keys included)\n"
+    "# below these levels.\n"
+    + "".join(f"logger.fmp_environment_{i}.name = {name}\n"
+              f"logger.fmp_environment_{i}.level = {level}\n"
+              for i, (name, level) in enumerate(ENVIRONMENT_LOGGERS.items()))
+)
+"""Lines to append to every ``log4j*.properties`` of a cluster that runs our functions."""
+
+_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def flink_python_jar() -> str:
@@ -51,9 +90,61 @@ def remote_settings(jobmanager: str, config: Mapping[str, str]) -> dict[str, str
     return settings
 
 
+def referenced_variables(script: str) -> set[str]:
+    """Names of the ``${NAME}`` references in a script (wherever they are: a superset)."""
+    return set(_REFERENCE.findall(script))
+
+
+def secret_variables(environ: Mapping[str, str], names: Iterable[str] = ()) -> set[str]:
+    """The variables of ``environ`` kept from the JVM: :data:`KNOWN_SECRET_VARIABLES`, ``names``
+    and every variable whose value is one of theirs (the same key under another name)."""
+    chosen = {n for n in (*KNOWN_SECRET_VARIABLES, *names) if environ.get(n)}
+    values = {environ[n] for n in chosen}
+    return chosen | {name for name, value in environ.items() if value and value in values}
+
+
+@contextlib.contextmanager
+def _launch_environment(hidden: Iterable[str], worker_mode: str | None) -> Iterator[None]:
+    """os.environ without ``hidden`` (and with PyFlink's worker mode) while the JVM starts:
+    PyFlink passes this process's environment to the JVM it launches."""
+    saved = {name: os.environ.pop(name) for name in hidden if name in os.environ}
+    saved_mode = os.environ.get(_WORKER_MODE)
+    if worker_mode is not None:
+        os.environ[_WORKER_MODE] = worker_mode
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
+        if worker_mode is not None:
+            if saved_mode is None:
+                os.environ.pop(_WORKER_MODE, None)
+            else:
+                os.environ[_WORKER_MODE] = saved_mode
+
+
+def silence_environment_logging() -> None:
+    """Raises the :data:`ENVIRONMENT_LOGGERS` to their levels in the running JVM (idempotent).
+
+    For a JVM that already holds a key in its environment: it is then never logged. Only effective
+    when log4j is the JVM's logging backend (as in Flink's distribution); otherwise a warning.
+    """
+    from pyflink.java_gateway import get_gateway
+
+    jvm = get_gateway().jvm
+    try:
+        for name, level in ENVIRONMENT_LOGGERS.items():
+            jvm.org.apache.logging.log4j.core.config.Configurator.setLevel(
+                name, jvm.org.apache.logging.log4j.Level.getLevel(level))
+    except Exception as exc:  # noqa: BLE001 - py4j errors: another logging backend
+        _LOGGER.warning("could not raise the level of %s (%s): Flink may log environment "
+                        "variables; keep API keys out of the JVM's environment",
+                        ", ".join(ENVIRONMENT_LOGGERS), exc)
+
+
 def create_table_environment(*, batch: bool = False, parallelism: int | None = None,
                              config: Mapping[str, str] | None = None,
-                             jobmanager: str | None = None) -> Any:
+                             jobmanager: str | None = None,
+                             secret_names: Iterable[str] = ()) -> Any:
     """A TableEnvironment on the embedded mini-cluster, or on the cluster at ``jobmanager``.
 
     Args:
@@ -61,29 +152,25 @@ def create_table_environment(*, batch: bool = False, parallelism: int | None = N
         parallelism: default parallelism of the jobs (Flink's default when None).
         config: further Flink options, e.g. {"python.executable": "/opt/venv/bin/python"}.
         jobmanager: HOST:PORT of a running cluster's REST endpoint (None: embedded mini-cluster).
+        secret_names: variables to keep from the JVM besides the known ones (e.g. the ``${NAME}``
+            references of a script, see :func:`referenced_variables`); only effective when this
+            call launches the JVM.
     """
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
     options = dict(config or {})
     if jobmanager is not None:
         options.update(remote_settings(jobmanager, options))
-    settings = (EnvironmentSettings.in_batch_mode() if batch
-                else EnvironmentSettings.in_streaming_mode())
-    if jobmanager is None:
+    # On a cluster: PyFlink decides at creation, from the (then local) execution target, to run
+    # Python functions in this process ("loopback"), and the cluster's workers would call back
+    # here. Process mode runs them in the TaskManagers' Python workers, as `flink run -py` does.
+    hidden = secret_variables(os.environ, secret_names)
+    with _launch_environment(hidden, None if jobmanager is None else "process"):
+        # Building the settings already starts the JVM (PyFlink's gateway) if none runs.
+        settings = (EnvironmentSettings.in_batch_mode() if batch
+                    else EnvironmentSettings.in_streaming_mode())
         t_env = TableEnvironment.create(settings)
-    else:
-        # PyFlink decides at creation, from the (then local) execution target, to run Python
-        # functions in this process ("loopback"), and the cluster's workers would call back here.
-        # Process mode runs them in the TaskManagers' Python workers, as `flink run -py` does.
-        saved = os.environ.get(_WORKER_MODE)
-        os.environ[_WORKER_MODE] = "process"
-        try:
-            t_env = TableEnvironment.create(settings)
-        finally:
-            if saved is None:
-                os.environ.pop(_WORKER_MODE, None)
-            else:
-                os.environ[_WORKER_MODE] = saved
+    silence_environment_logging()
     table_config = t_env.get_config()
     if parallelism is not None:
         table_config.set("parallelism.default", str(parallelism))

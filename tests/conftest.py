@@ -9,16 +9,19 @@ for a condition against a deadline, and running the CLI in a new process.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -212,3 +215,47 @@ def root_exceptions(rest_url: str, job_id: str) -> list[str]:
         return []
     entries = (history or {}).get("exceptionHistory", {}).get("entries", [])
     return [entry.get("stacktrace") or entry.get("exceptionName") or "" for entry in entries]
+
+
+def canary_key() -> str:
+    """A distinctive api-key, new for each call, to look for in files after a run."""
+    return "sk-canary-" + uuid.uuid4().hex
+
+
+def flink_log_dirs() -> list[Path]:
+    """Where PyFlink's JVM writes its logs: $FLINK_HOME/log of the installed package (and
+    FLINK_LOG_DIR when set)."""
+    import pyflink
+
+    dirs = [Path(pyflink.__file__).resolve().parent / "log"]
+    if os.environ.get("FLINK_LOG_DIR"):
+        dirs.append(Path(os.environ["FLINK_LOG_DIR"]))
+    return dirs
+
+
+def temp_dirs() -> list[Path]:
+    """The temp directory of Python (tempfile) and of the JVM (java.io.tmpdir defaults to /tmp)."""
+    return sorted({Path(tempfile.gettempdir()), Path("/tmp")})
+
+
+def files_containing(secret: str, roots: Iterable[Path]) -> list[str]:
+    """Regular files under `roots` holding `secret` as bytes, or base64-encoded at any alignment:
+    'path (raw)' / 'path (base64)'. Files that vanish or cannot be read while scanning are skipped."""
+    raw = secret.encode()
+    needles = {"raw": [raw], "base64": [
+        base64.b64encode(b"\0" * shift + raw)[4 if shift else 0:-4] for shift in range(3)]}
+    found: list[str] = []
+    for root in roots:
+        for directory, _, names in os.walk(root):
+            for name in names:
+                path = os.path.join(directory, name)
+                if os.path.islink(path) or not os.path.isfile(path):
+                    continue
+                try:
+                    with open(path, "rb") as handle:
+                        data = handle.read()
+                except OSError:
+                    continue
+                found.extend(f"{path} ({kind})" for kind, variants in needles.items()
+                             if any(v in data for v in variants))
+    return sorted(set(found))

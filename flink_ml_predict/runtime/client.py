@@ -49,23 +49,25 @@ def _retry_after_seconds(headers: Any) -> float | None:
         return max(parsed.timestamp() - time.time(), 0.0) if parsed else None
 
 
-def _headers_map(headers: Any) -> dict[str, list[str]]:
-    result: dict[str, list[str]] = {}
-    if headers is None:
-        return result
-    for key, value in headers.multi_items():
-        result.setdefault(key.lower(), []).append(value)
-    return result
-
-
 class _Scrubber:
-    """Removes the api-key from any text that may reach a message or a log."""
+    """Removes the api-key from any text that may reach a message, a log or a metadata column."""
 
     def __init__(self, secret: str) -> None:
         self._secret = secret
 
     def __call__(self, text: str) -> str:
         return text.replace(self._secret, "******") if self._secret else text
+
+
+def _headers_map(headers: Any, scrub: _Scrubber) -> dict[str, list[str]]:
+    """Response headers for the http-headers-map column: lower-case names, the api-key scrubbed
+    from names and values (a server may echo the Authorization header back)."""
+    result: dict[str, list[str]] = {}
+    if headers is None:
+        return result
+    for key, value in headers.multi_items():
+        result.setdefault(scrub(key.lower()), []).append(scrub(value))
+    return result
 
 
 def _status_error_message(exc: openai.APIStatusError) -> str:
@@ -102,13 +104,13 @@ def map_exception(exc: BaseException, scrub: _Scrubber) -> ModelCallError | None
             else should_retry == "true"
         kind = RetryableModelCallError if retryable else PermanentModelCallError
         return kind(scrub(_status_error_message(exc)), status=status,
-                    headers=_headers_map(response.headers), request_id=exc.request_id,
+                    headers=_headers_map(response.headers, scrub), request_id=exc.request_id,
                     retry_after=_retry_after_seconds(response.headers))
     if isinstance(exc, openai.APIResponseValidationError):
         response = exc.response
         return RetryableModelCallError(scrub(f"malformed response: {exc.message}"),
                                        status=exc.status_code,
-                                       headers=_headers_map(response.headers))
+                                       headers=_headers_map(response.headers, scrub))
     if isinstance(exc, (json.JSONDecodeError, pydantic.ValidationError)):
         return RetryableModelCallError(scrub(f"malformed response ({type(exc).__name__}: {exc})"))
     if isinstance(exc, openai.OpenAIError):

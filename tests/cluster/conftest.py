@@ -12,6 +12,11 @@ then SIGKILL after a deadline, and fails if any is still running. Processes are 
 their command line naming our ``--configDir``, so a reused pid is never signalled. A killed
 process whose parent does not reap it stays a zombie; zombies count as gone.
 
+Like the docker-compose cluster, the daemons run with a provider key in their environment
+(``OPENAI_API_KEY`` = :data:`DAEMON_KEY`, which the SQL-client path needs there), and every
+``log4j*.properties`` of the conf directory gets the project's :data:`LOG4J_SETTINGS`, which keep
+Beam from logging the Python workers' environment: no file of the cluster may hold the key.
+
 Log locations (``cluster.log_dir``): ``flink-<ident>-standalonesession-0-<host>.log`` (JobManager),
 ``flink-<ident>-taskexecutor-<n>-<host>.log`` / ``.out`` (TaskManager n: its log, and its stdout,
 where the print connector writes), ``flink-<ident>-client-<host>.log`` (``bin/flink``). A Python
@@ -36,9 +41,12 @@ from typing import Any
 import pytest
 import yaml
 
+from flink_ml_predict.environment import LOG4J_SETTINGS
 from tests.conftest import (
     ROOT,
+    canary_key,
     free_port,
+    print_rows,
     rest_json,
     root_exceptions,
     subprocess_environ,
@@ -49,6 +57,7 @@ IDENT = "fmp-cluster-test"  # FLINK_IDENT_STRING: part of every pid and log file
 SLOTS = 2
 START_TIMEOUT = 120.0
 STOP_TIMEOUT = 30.0
+DAEMON_KEY = canary_key()  # in the JobManager's and TaskManagers' environment, in no file
 
 
 def flink_home() -> Path:
@@ -196,10 +205,11 @@ class StandaloneCluster:
         return self.daemon_pids("taskexecutor")
 
     def run_script(self, script: str, *args: str, timeout: float = 120.0) -> None:
-        """Runs $FLINK_HOME/bin/<script> (they start daemons in the background and return)."""
+        """Runs $FLINK_HOME/bin/<script> (they start daemons in the background and return), with
+        DAEMON_KEY in the daemons' environment."""
         result = subprocess.run([str(self.home / "bin" / script), *args], cwd=self.root,
-                                env=self.script_environment(), capture_output=True, text=True,
-                                timeout=timeout)
+                                env=self.script_environment({"OPENAI_API_KEY": DAEMON_KEY}),
+                                capture_output=True, text=True, timeout=timeout)
         if result.returncode != 0:
             pytest.fail(f"{script} {' '.join(args)} exited {result.returncode}:\n"
                         f"{result.stdout}\n{result.stderr}")
@@ -309,6 +319,11 @@ class StandaloneCluster:
         return "".join(p.read_text(encoding="utf-8", errors="replace")
                        for p in sorted(self.log_dir.glob(f"flink-{IDENT}-taskexecutor-*.out")))
 
+    def print_rows(self, identifier: str) -> list[str]:
+        """Rows the print connector with this print-identifier wrote to the TaskManagers'
+        stdout."""
+        return print_rows(self.taskmanager_stdout(), identifier)
+
 
 def _signal(pid: int, sig: int) -> None:
     try:
@@ -318,9 +333,13 @@ def _signal(pid: int, sig: int) -> None:
 
 
 def write_config(home: Path, root: Path, rest_port: int, rpc_port: int, python: str) -> Path:
-    """Copies $FLINK_HOME/conf to root/conf and adjusts config.yaml there."""
+    """Copies $FLINK_HOME/conf to root/conf, adjusts config.yaml there and appends the project's
+    LOG4J_SETTINGS to every log4j*.properties."""
     conf = root / "conf"
     shutil.copytree(home / "conf", conf)
+    for properties in conf.glob("log4j*.properties"):
+        with properties.open("a", encoding="utf-8") as handle:
+            handle.write("\n" + LOG4J_SETTINGS)
     path = conf / "config.yaml"
     config = yaml.safe_load(path.read_text()) or {}
     options: dict[str, Any] = {
@@ -411,5 +430,5 @@ def epoch_ms() -> int:
     return int(time.time() * 1000)
 
 
-__all__ = ["StandaloneCluster", "cmdline", "descendants_of", "epoch_ms", "is_running", "run_flink",
-           "start_cli"]
+__all__ = ["DAEMON_KEY", "StandaloneCluster", "cmdline", "descendants_of", "epoch_ms", "is_running",
+           "run_flink", "start_cli"]

@@ -6,10 +6,10 @@ two ways a user would: `flink-ml-predict run SCRIPT --jobmanager HOST:PORT`, and
 `bin/flink run -py PROGRAM`; what they did is read back from the sink (the TaskManager's stdout
 file for the print connector, committed files for the filesystem connector) and from the REST API.
 
-Where the Python functions ran is read from the TaskManager's log: each Python worker's Beam
-environment is logged with its variables, and PYTHON_LOOPBACK_SERVER_ADDRESS among them means the
-worker only forwards to a Python process that is not the TaskManager's ("loopback" mode: the
-submitting client's own process).
+Where the Python functions ran is read from the TaskManager's log: Flink logs each Python
+worker's interpreter ("Python interpreter path:"), and a worker in "loopback" mode (the submitting
+client's own process, not the TaskManager's) forwards PyFlink's "Starting up Python worker in
+loopback mode." to it.
 
 Metric ids as Flink's REST API shows them (``/jobs/<job>/vertices/<vertex>/metrics``):
 ``<subtask>.<operator>.flink_ml_predict.<model>.<metric>``, e.g.
@@ -60,7 +60,7 @@ pytestmark = pytest.mark.cluster
 
 SCRIPT_JOB = Path(__file__).with_name("script_job.py")
 EXAMPLE = ROOT / "examples" / "pyflink_sentiment_job.py"
-LOOPBACK = "PYTHON_LOOPBACK_SERVER_ADDRESS"
+LOOPBACK = "Starting up Python worker in loopback mode."
 
 
 def _write(path: Path, text: str) -> Path:
