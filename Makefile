@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 
 COMPOSE ?= docker compose
 
-.PHONY: install demo test test-unit bench clean compose-config compose-up compose-submit \
+.PHONY: install lint demo test test-unit bench clean compose-config compose-up compose-submit \
 	compose-sql-client compose-down
 
 $(VENV)/.installed: pyproject.toml
@@ -20,8 +20,13 @@ install: $(VENV)/.installed
 demo: install
 	$(VENV)/bin/flink-ml-predict demo
 
-## The whole test suite (unit + real Flink jobs against a local HTTP server).
-test: install
+## ruff over the repository, mypy over the package (its settings are in pyproject.toml).
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+## The whole test suite (lint, unit tests, real Flink jobs against a local HTTP server).
+test: install lint
 	$(PY) -m pytest -q
 
 test-unit: install

@@ -22,7 +22,7 @@ def to_data_type(t: FlinkType) -> DataType:
     if t.kind == "STRING":
         return DataTypes.STRING(nullable)
     if t.kind in ("VARCHAR", "CHAR"):
-        return getattr(DataTypes, t.kind)(t.params[0], nullable)  # type: ignore[no-any-return]
+        return getattr(DataTypes, t.kind)(t.params[0], nullable)  # type: ignore[no-any-return, unused-ignore]
     if t.kind == "DECIMAL":
         return DataTypes.DECIMAL(t.params[0], t.params[1], nullable)
     if t.kind == "TIMESTAMP":
@@ -36,7 +36,7 @@ def to_data_type(t: FlinkType) -> DataType:
     if t.kind == "ROW":
         return DataTypes.ROW([DataTypes.FIELD(f.name, to_data_type(f.type), f.description)
                               for f in t.fields], nullable)
-    return getattr(DataTypes, t.kind)(nullable)  # type: ignore[no-any-return]
+    return getattr(DataTypes, t.kind)(nullable)  # type: ignore[no-any-return, unused-ignore]
 
 
 def from_data_type(data_type: Any) -> FlinkType | None:

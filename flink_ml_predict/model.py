@@ -341,8 +341,9 @@ def build_spec(
             raise _unknown_option(ctx, key, opts.valid_keys(task, provider.name))
 
     values: dict[str, Any] = {}
-    for key, (option, raw) in resolved.items():
-        assert option is not None
+    for key, (known, raw) in resolved.items():
+        assert known is not None
+        option = known
         if not option.applies_to(task, provider.name):
             wrong_provider = bool(option.providers) and provider.name not in option.providers
             scope = (f"the {', '.join(option.providers)} providers" if wrong_provider
