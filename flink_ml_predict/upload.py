@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 from urllib.parse import urlparse
 
 from .documents import FILE_ID_PREFIX
@@ -92,7 +92,8 @@ def run_upload(files: Sequence[Path], endpoint: str, api_key: str | None, *, wai
     status = 0
     for path in files:
         try:
-            uploaded = sdk.files.create(file=path, purpose=PURPOSE)
+            # DashScope's purpose for qwen-long documents; not one of OpenAI's typed purposes.
+            uploaded = sdk.files.create(file=path, purpose=cast(Any, PURPOSE))
             if wait:
                 uploaded = sdk.files.wait_for_processing(uploaded.id, poll_interval=1.0)
                 if uploaded.status != "processed":

@@ -1,8 +1,9 @@
 """One row in, zero or more output rows out: the per-row pipeline of a model call.
 
-Order per row: the text from the INPUT values (prompt template or fixed form; all null: skipped)
--> token limits (context overflow, embeddings max-tokens) -> retry (tenacity) -> request
-(client) -> a structured answer validated (re-asked when it does not fit) -> rows. Failures
+Order per row: the row's documents (document-column; null: skipped) -> the text from the other
+INPUT values (prompt template or fixed form; all null: skipped) -> token limits (context
+overflow, embeddings max-tokens) -> retry (tenacity) -> request (client) -> a structured answer
+validated (re-asked when it does not fit) -> rows. Failures
 follow the model's strategy: FAILOVER raises (the Flink job fails), IGNORE emits the row's error
 in the metadata columns, or drops the row with a warning and a metric when there are none.
 Nothing is lost silently.

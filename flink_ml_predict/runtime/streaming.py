@@ -171,14 +171,14 @@ async def _events(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str | None, 
         yield name, "\n".join(data)
 
 
-def _chunk(name: str | None, data: str, response: Any) -> ChunkBody:
+def _chunk(name: str | None, data: str, response: Any, scrub: Callable[[str], str]) -> ChunkBody:
     """One event's chunk; an error event raises the SDK's APIError (as its stream would)."""
     try:
         parsed = json.loads(data)
     except json.JSONDecodeError:
-        raise RetryableModelCallError(
-            f"malformed stream chunk: not JSON: {' '.join(data[:SNIPPET_BYTES].split())}"
-        ) from None
+        snippet = " ".join(data[:SNIPPET_BYTES].split())
+        raise RetryableModelCallError(scrub(f"malformed stream chunk: not JSON: {snippet}")) \
+            from None
     if name == "error" or (isinstance(parsed, dict) and parsed.get("error")):
         detail = parsed.get("error") if isinstance(parsed, dict) else parsed
         message = detail.get("message") if isinstance(detail, dict) else None
@@ -233,7 +233,7 @@ async def read_chat_stream(response: Any, *, first_timeout: float, idle_timeout:
                     f"request timed out: no chunk within {first_timeout:g}s") from None
             if data.strip() == DONE:
                 return assembler.answer()
-            assembler.add(_chunk(name, data, response))
+            assembler.add(_chunk(name, data, response, scrub))
     except ModelCallError:
         raise
     except Exception as exc:

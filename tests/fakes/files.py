@@ -26,7 +26,7 @@ import threading
 import time
 from dataclasses import dataclass
 from email.parser import BytesParser
-from typing import Any
+from typing import Any, cast
 
 from flink_ml_predict.demo_answers import ApiError, message_text
 from tests.fakes.exchange import Exchange
@@ -110,7 +110,7 @@ class FileStore:
         upload: tuple[str, bytes] | None = None
         for part in message.iter_parts() if message.is_multipart() else ():
             name = part.get_param("name", header="content-disposition")
-            payload = part.get_payload(decode=True) or b""
+            payload = cast(bytes, part.get_payload(decode=True) or b"")
             if part.get_filename() is not None and name == "file":
                 upload = (part.get_filename() or "", payload)
             elif isinstance(name, str):
