@@ -6,6 +6,8 @@
                                       when DASHSCOPE_API_KEY is set, OpenAI when OPENAI_API_KEY is
                                       set, otherwise against the local demo server.
 ``flink-ml-predict sql-client M.sql`` writes init.sql + Python functions for Flink's SQL client.
+``flink-ml-predict upload FILE...``   uploads documents for qwen-long (purpose file-extract) and
+                                      prints their file ids.
 ``flink-ml-predict demo-server``      serves the demo server (rule-based answers, NOT a model;
                                       ``standin`` is the old name).
 """
@@ -127,6 +129,12 @@ def _sql_client(args: argparse.Namespace) -> int:
     return 0
 
 
+def _upload(args: argparse.Namespace) -> int:
+    from .upload import run_upload
+
+    return run_upload(args.files, args.endpoint, args.api_key, wait=args.wait)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser."""
     parser = argparse.ArgumentParser(prog="flink-ml-predict", description=__doc__,
@@ -158,6 +166,16 @@ def build_parser() -> argparse.ArgumentParser:
     client.add_argument("--out", type=Path, default=Path("sql-client"), help="output folder")
     client.add_argument("--module", default="flink_ml_predict_models",
                         help="name of the generated Python module")
+
+    upload = commands.add_parser(
+        "upload", help="upload documents for qwen-long (purpose file-extract); prints their ids")
+    upload.add_argument("files", type=Path, nargs="+", metavar="FILE", help="the documents")
+    upload.add_argument("--endpoint", required=True, metavar="URL",
+                        help="base URL, e.g. https://dashscope.aliyuncs.com/compatible-mode/v1")
+    upload.add_argument("--api-key", default=None,
+                        help="default: DASHSCOPE_API_KEY, else OPENAI_API_KEY (never printed)")
+    upload.add_argument("--wait", action="store_true",
+                        help="return once every file is parsed (status processed)")
 
     server = commands.add_parser(
         "demo-server", aliases=["standin"],
@@ -191,6 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _demo(args)
     if args.command == "sql-client":
         return _sql_client(args)
+    if args.command == "upload":
+        return _upload(args)
     _demo_server(args)
 
 

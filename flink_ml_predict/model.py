@@ -16,7 +16,9 @@ from urllib.parse import urlparse
 
 from . import options as opts
 from .columns import InputColumn, OutputSchema, classify_outputs
+from .documents import DocumentSettings, document_settings
 from .errors import ModelDefinitionError
+from .option_values import has_token_ids
 from .options import OutputFormat, OverflowAction, Strategy, Task
 from .prompt import PromptBuilder, PromptTemplate
 from .providers import PROVIDERS, Provider
@@ -105,6 +107,17 @@ class ContextLimit:
 
 
 @dataclass(frozen=True)
+class StreamSettings:
+    """A streamed chat answer ('stream' = 'true').
+
+    Attributes:
+        idle_timeout: the longest wait for the next chunk once the stream has started.
+    """
+
+    idle_timeout: float
+
+
+@dataclass(frozen=True)
 class ChatSettings:
     """How a chat request is built.
 
@@ -116,6 +129,8 @@ class ChatSettings:
         response_format: the response_format field of a plain model ('text', 'json_object').
         structured: the schema and validator of a structured answer (None for plain text).
         output_format: how a structured model asks for JSON.
+        stream: how a streamed answer is read (None: not streamed).
+        documents: the documents sent before the user message (None: none).
     """
 
     system_prompt: str
@@ -125,6 +140,8 @@ class ChatSettings:
     response_format: str | None = None
     structured: StructuredOutput | None = None
     output_format: OutputFormat = OutputFormat.JSON_SCHEMA
+    stream: StreamSettings | None = None
+    documents: DocumentSettings | None = None
 
 
 @dataclass(frozen=True)
@@ -385,9 +402,13 @@ def build_spec(
         if option.key in values and not schema.structured:
             raise ctx.error(f"option '{option.key}' applies only to structured models (OUTPUT "
                             "with several model columns, or one that is not STRING)")
+    request_timeout = get(opts.REQUEST_TIMEOUT)
+    if chat is not None and (chat.stream or chat.documents) and (
+            opts.REQUEST_TIMEOUT.key not in values):
+        request_timeout = opts.DEFAULT_LONG_REQUEST_TIMEOUT_S  # the operator timeout bounds it
     return ModelSpec(
         name=name, provider=provider, task=task, model=values["model"],
-        connection=Connection(base_url, api_key, get(opts.REQUEST_TIMEOUT)),
+        connection=Connection(base_url, api_key, request_timeout),
         inputs=input_columns, outputs=schema, failure=failure, context=context, chat=chat,
         embedding=embedding, options=values)
 
@@ -395,6 +416,15 @@ def build_spec(
 def _chat_settings(ctx: _Context, name: str, values: Mapping[str, Any],
                    inputs: tuple[InputColumn, ...], schema: OutputSchema, body: dict[str, Any],
                    extra_body: dict[str, Any]) -> ChatSettings:
+    documents = _document_settings(ctx, values, inputs)
+    if documents is not None and documents.column is not None:
+        if "{" + str(documents.column_name) + "}" in values.get(opts.PROMPT_TEMPLATE.key, ""):
+            raise ctx.error(f"option 'prompt-template': {{{documents.column_name}}} is the "
+                            "document-column, sent as a system message, not in the user message")
+        inputs = tuple(c for i, c in enumerate(inputs) if i != documents.column)
+    if has_token_ids(values.get(opts.STOP.key)) and not PROVIDERS[values["provider"]].dashscope:
+        raise ctx.error("option 'stop': token ids are DashScope's (providers qwen, bailian); "
+                        "this provider takes stop strings only")
     template = None
     if opts.PROMPT_TEMPLATE.key in values:
         try:
@@ -418,7 +448,29 @@ def _chat_settings(ctx: _Context, name: str, values: Mapping[str, Any],
     return ChatSettings(
         system_prompt=values.get(opts.SYSTEM_PROMPT.key, opts.SYSTEM_PROMPT.default),
         prompt=PromptBuilder(inputs, template), body=body, extra_body=extra_body,
-        response_format=response_format, structured=structured, output_format=output_format)
+        response_format=response_format, structured=structured, output_format=output_format,
+        stream=_stream_settings(ctx, values), documents=documents)
+
+
+def _stream_settings(ctx: _Context, values: Mapping[str, Any]) -> StreamSettings | None:
+    if values.get(opts.STREAM.key, False):
+        return StreamSettings(values.get(opts.STREAM_IDLE_TIMEOUT.key,
+                                         opts.STREAM_IDLE_TIMEOUT.default))
+    for option in (opts.STREAM_IDLE_TIMEOUT, opts.INCREMENTAL_OUTPUT):
+        if option.key in values:
+            raise ctx.error(f"option '{option.key}' applies to streamed answers only; add "
+                            "'stream' = 'true' (the answer is assembled from the stream's "
+                            "increments before the row is emitted)")
+    return None
+
+
+def _document_settings(ctx: _Context, values: Mapping[str, Any],
+                       inputs: tuple[InputColumn, ...]) -> DocumentSettings | None:
+    try:
+        return document_settings(values.get(opts.DOCUMENTS.key),
+                                 values.get(opts.DOCUMENT_COLUMN.key), inputs)
+    except ValueError as exc:
+        raise ctx.error(f"option 'document-column': {exc}") from None
 
 
 def _embedding_settings(ctx: _Context, inputs: tuple[InputColumn, ...],

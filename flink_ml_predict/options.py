@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from . import option_values as values
+
 
 class _TextEnum(str, Enum):
     """An Enum whose members are their text (in str(), f-strings and comparisons)."""
@@ -79,6 +81,10 @@ class OutputFormat(_TextEnum):
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 DEFAULT_RETRY_NUM = 100
 DEFAULT_REQUEST_TIMEOUT_S = 60.0
+# A streamed or document model waits for its answer as long as the row's budget allows (the
+# operator timeout bounds it): a first answer about a new document waits for its parsing.
+DEFAULT_LONG_REQUEST_TIMEOUT_S = 600.0
+DEFAULT_STREAM_IDLE_TIMEOUT_S = 30.0
 DEFAULT_RETRY_INITIAL_BACKOFF_S = 0.5
 DEFAULT_RETRY_MAX_BACKOFF_S = 8.0
 
@@ -146,12 +152,16 @@ def _number(kind: type, low: float | None, high: float | None, low_open: bool = 
             high_open: bool = False) -> Callable[[str], Any]:
     """A parser for an int or float in a range; open ends are excluded."""
 
+    def show(bound: float) -> str:
+        return str(bound) if kind is int else f"{bound:g}"
+
     def describe() -> str:
         if low is not None and high is not None:
-            return f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+            return f"{'(' if low_open else '['}{show(low)}, {show(high)}{')' if high_open else ']'}"
         if low is not None:
-            return f"{'>' if low_open else '>='} {low:g}"
-        return f"{'<' if high_open else '<='} {high:g}"
+            return f"{'>' if low_open else '>='} {show(low)}"
+        assert high is not None
+        return f"{'<' if high_open else '<='} {show(high)}"
 
     def parse(value: str) -> Any:
         text = value.strip()
@@ -196,11 +206,18 @@ def _boolean(value: str) -> bool:
     raise OptionValueError(f"'{value}' is not true or false")
 
 
-def _csv(value: str) -> tuple[str, ...]:
-    items = tuple(item for item in (part.strip() for part in value.split(",")) if item)
-    if not items:
-        raise OptionValueError("must list at least one stop sequence")
-    return items
+def _checked(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """A parser of :mod:`.option_values` whose ValueError becomes an OptionValueError."""
+
+    def run(value: str) -> Any:
+        try:
+            return parse(value)
+        except OptionValueError:
+            raise
+        except ValueError as exc:
+            raise OptionValueError(str(exc)) from None
+
+    return run
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|milli|millis|s|sec|secs|second|seconds|min|mins"
@@ -259,7 +276,9 @@ RETRY_MAX_BACKOFF = ConfigOption(
 REQUEST_TIMEOUT = ConfigOption(
     "request-timeout", "Duration", parse_duration, DEFAULT_REQUEST_TIMEOUT_S,
     description="How long one request may wait for the model's answer (read/write; connecting "
-    "gets at least 10s). All attempts of a row also end inside the operator timeout "
+    "gets at least 10s); with 'stream' = 'true', for its first chunk. Default 60s, but 10min for "
+    "a streamed model or one with documents, so that the operator timeout bounds a first answer "
+    "that waits for document parsing. All attempts of a row also end inside the operator timeout "
     "(ML_PREDICT's 'timeout'), so IGNORE never turns into a job failure.")
 MAX_CONTEXT_SIZE = ConfigOption(
     "max-context-size", "Integer", _number(int, 1, None),
@@ -273,24 +292,30 @@ SYSTEM_PROMPT = ConfigOption("system-prompt", "String", _string, DEFAULT_SYSTEM_
                              tasks=(CHAT,), description="The system message of the chat.")
 TEMPERATURE = ConfigOption("temperature", "Double", _number(float, 0.0, 2.0, high_open=True),
                            tasks=(CHAT,), request_field="temperature",
-                           description="Sampling temperature in [0, 2).")
+                           description="Sampling temperature in [0, 2) (standard field).")
 TOP_P = ConfigOption("top-p", "Double", _number(float, 0.0, 1.0, low_open=True), tasks=(CHAT,),
                      aliases=("top_p",), request_field="top_p",
-                     description="Nucleus sampling probability in (0, 1].")
-STOP = ConfigOption("stop", "String", _csv, tasks=(CHAT,), request_field="stop",
-                    description="Comma-separated stop sequences.")
+                     description="Nucleus sampling probability in (0, 1] (standard field).")
+STOP = ConfigOption(
+    "stop", "String / JSON array", _checked(values.stop), tasks=(CHAT,), request_field="stop",
+    description="Stop generating before these: one string ('你好'), comma-separated strings "
+    "('END, STOP'), or a JSON array of strings ('[\"你好\", \"天气\"]'; for a string with a comma "
+    "or starting with '['), of token ids ('[108386, 104307]') or of token-id arrays "
+    "('[[108386, 103924], [35946, 101243]]'); token ids are DashScope's (qwen, bailian); one "
+    "kind per list. Sent as the standard 'stop' field.")
 MAX_TOKENS = ConfigOption(
     "max-tokens", "Long", _number(int, 1, None), aliases=("max_tokens",),
-    description="Chat: the maximum number of tokens generated. Embeddings: the maximum tokens "
-    "of one row's input; longer input is cut at its tail.")
+    description="Chat: the maximum number of tokens generated (standard 'max_tokens' field). "
+    "Embeddings: the maximum tokens of one row's input; longer input is cut at its tail.")
 N = ConfigOption("n", "Long", _number(int, 1, 128), tasks=(CHAT,), request_field="n",
                  description="Choices per input row; each choice becomes its own output row.")
 PRESENCE_PENALTY = ConfigOption("presence-penalty", "Double", _number(float, -2.0, 2.0),
                                 tasks=(CHAT,), request_field="presence_penalty",
                                 description="Presence penalty in [-2, 2].")
-SEED = ConfigOption("seed", "Long", _number(int, 0, 2**64 - 1), tasks=(CHAT,),
+SEED = ConfigOption("seed", "Integer", _number(int, 0, 2**64 - 1), tasks=(CHAT,),
                     request_field="seed",
-                    description="Seed for best-effort deterministic sampling.")
+                    description="Seed for best-effort deterministic sampling: an unsigned 64-bit "
+                    "integer, 0 to 18446744073709551615. Sent as the standard 'seed' field.")
 RESPONSE_FORMAT = ConfigOption("response-format", "Enum", _enum(RESPONSE_FORMATS, True),
                                tasks=(CHAT,),
                                description="text or json_object (the prompt must mention JSON).")
@@ -313,18 +338,76 @@ DIMENSION = ConfigOption("dimension", "Long", _number(int, 1, None), tasks=(EMBE
                          description="Length of the embedding vector (sent as 'dimensions').")
 
 _DASHSCOPE = ("qwen", "bailian")
-TOP_K = ConfigOption("top-k", "Integer", _number(int, 1, None), tasks=(CHAT,),
+TOP_K = ConfigOption("top-k", "Integer", _checked(values.top_k), tasks=(CHAT,),
                      providers=_DASHSCOPE, aliases=("top_k",), request_field="top_k",
-                     description="DashScope: size of the sampling candidate set.")
+                     description="DashScope: size of the sampling candidate set, an integer >= 1; "
+                     "a value above 100 disables top-k (only top-p applies), as does leaving the "
+                     "option out (DashScope's None). Sent beside the standard fields "
+                     "(extra_body).")
 REPETITION_PENALTY = ConfigOption("repetition-penalty", "Double", _number(float, 0.0, None, True),
                                   tasks=(CHAT,), providers=_DASHSCOPE,
                                   aliases=("repetition_penalty",),
                                   request_field="repetition_penalty",
-                                  description="DashScope: repetition penalty (> 0; 1.0 = none).")
+                                  description="DashScope: repetition penalty, > 0 (1.0 = none; "
+                                  "higher repeats less). Sent beside the standard fields "
+                                  "(extra_body).")
 ENABLE_SEARCH = ConfigOption("enable-search", "Boolean", _boolean, tasks=(CHAT,),
                              providers=_DASHSCOPE, aliases=("enable_search",),
                              request_field="enable_search",
-                             description="DashScope: let the model use internet search results.")
+                             description="DashScope: let the model use internet search "
+                             "results (true/false). Sent beside the standard fields (extra_body).")
+
+STREAM = ConfigOption(
+    "stream", "Boolean", _boolean, False, tasks=(CHAT,),
+    description="Ask for a streamed answer (stream, with stream_options.include_usage) and "
+    "assemble it before the row is emitted; a cut stream is retried like a failed request. Some "
+    "DashScope models answer only in stream mode (see 'Qwen: documents and streaming').")
+STREAM_IDLE_TIMEOUT = ConfigOption(
+    "stream-idle-timeout", "Duration", parse_duration, DEFAULT_STREAM_IDLE_TIMEOUT_S,
+    tasks=(CHAT,), description="With 'stream' = 'true': the longest wait for the next chunk "
+    "once the stream has started; a longer pause is a cut stream (retried).")
+TOOLS = ConfigOption(
+    "tools", "JSON array", _checked(values.tools), tasks=(CHAT,), request_field="tools",
+    description="Tools the model may call, a JSON array of tool objects sent as given (standard "
+    "'tools' field); the calls come back in the 'tool-calls' STRING column (JSON), since a SQL "
+    "job does not run them.")
+DOCUMENTS = ConfigOption(
+    "documents", "String / JSON array", _checked(values.documents), tasks=(CHAT,),
+    providers=_DASHSCOPE,
+    description="Documents for every row (qwen-long): file ids ('fileid://file-fe-xxx', several "
+    "as 'fileid://a,fileid://b') and/or inline text, one value or a JSON array of values; sent "
+    "as system messages after the system prompt (all file ids in one, one per text).")
+DOCUMENT_COLUMN = ConfigOption(
+    "document-column", "String", _non_empty, tasks=(CHAT,), providers=_DASHSCOPE,
+    description="An INPUT column holding each row's document (a 'fileid://...' value or inline "
+    "text), sent as a system message and not in the user message; a row whose document is "
+    "null is skipped.")
+INCREMENTAL_OUTPUT = ConfigOption(
+    "incremental-output", "Boolean", _boolean, tasks=(CHAT,), providers=_DASHSCOPE,
+    aliases=("incremental_output",),
+    description="DashScope native API only; accepted with 'stream' = 'true' (either value): the "
+    "compatible mode always streams increments, which are assembled into the row's full answer. "
+    "Nothing is sent.")
+RESULT_FORMAT = ConfigOption(
+    "result-format", "Enum", _checked(values.result_format), tasks=(CHAT,),
+    providers=_DASHSCOPE,
+    aliases=("result_format",),
+    description="DashScope native API only: 'message' is accepted (the compatible mode always "
+    "answers in the message format) and nothing is sent; 'text' is an error.")
+NATIVE_PROMPT = ConfigOption(
+    "prompt", "String", _checked(values.native_only(
+        "the user message is built from the INPUT columns ('prompt-template') and the system "
+        "message from 'system-prompt'")),
+    tasks=(CHAT,), providers=_DASHSCOPE,
+    description="DashScope native API only: an error; use 'prompt-template' (user message from "
+    "the INPUT columns) and 'system-prompt'.")
+MESSAGES = ConfigOption(
+    "messages", "JSON array", _checked(values.native_only(
+        "the messages are built for each row: 'system-prompt', then 'documents' / "
+        "'document-column', then the user message from the INPUT columns")),
+    tasks=(CHAT,), providers=_DASHSCOPE,
+    description="Not an option: the messages of each row are 'system-prompt', the documents, "
+    "then the user message from the INPUT columns.")
 
 OPTIONS: tuple[ConfigOption, ...] = (
     PROVIDER, ENDPOINT, API_KEY, MODEL,
@@ -332,7 +415,8 @@ OPTIONS: tuple[ConfigOption, ...] = (
     RETRY_MAX_BACKOFF, REQUEST_TIMEOUT, MAX_CONTEXT_SIZE, CONTEXT_OVERFLOW_ACTION,
     SYSTEM_PROMPT, TEMPERATURE, TOP_P, STOP, MAX_TOKENS, N, PRESENCE_PENALTY, SEED,
     RESPONSE_FORMAT, PROMPT_TEMPLATE, OUTPUT_FORMAT, OUTPUT_RETRY_NUM, DIMENSION, TOP_K,
-    REPETITION_PENALTY, ENABLE_SEARCH,
+    REPETITION_PENALTY, ENABLE_SEARCH, STREAM, STREAM_IDLE_TIMEOUT, TOOLS, DOCUMENTS,
+    DOCUMENT_COLUMN, INCREMENTAL_OUTPUT, RESULT_FORMAT, NATIVE_PROMPT, MESSAGES,
 )
 _BY_KEY = {key: option for option in OPTIONS for key in (option.key, *option.aliases)}
 
@@ -363,6 +447,8 @@ def options_markdown(provider: str) -> str:
 
 
 def _show_default(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
     if isinstance(value, Enum):
         return str(value.value)
     if isinstance(value, float) and value.is_integer():

@@ -8,6 +8,7 @@ fails the job with its traceback instead of being retried.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import json
 import logging
@@ -21,6 +22,7 @@ from ..errors import ModelCallError, PermanentModelCallError, RetryableModelCall
 from ..model import ModelSpec
 from ..options import OutputFormat
 from .responses import ChatAnswer, ChatBody, EmbeddingAnswer, EmbeddingBody, decode_body
+from .streaming import read_chat_stream
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -147,6 +149,7 @@ class AsyncModelClient:
         self._fields: dict[str, Any] = dict(settings.body)
         self._extra_body = dict(settings.extra_body) or None
         chat = spec.chat
+        self._stream = chat.stream if chat is not None else None
         if chat is not None:
             if chat.structured is not None:
                 self._fields["response_format"] = (
@@ -167,7 +170,9 @@ class AsyncModelClient:
         return raw.http_response
 
     async def chat(self, messages: list[dict[str, Any]], timeout: float) -> ChatAnswer:
-        """One chat completion of the given messages."""
+        """One chat completion of the given messages (streamed when the model says so)."""
+        if self._stream is not None:
+            return await self._chat_stream(messages, timeout, self._stream.idle_timeout)
         response = await self._send(
             self._client.chat.completions.with_raw_response.create,
             model=self._spec.model,
@@ -177,6 +182,31 @@ class AsyncModelClient:
             **self._fields,
         )
         return decode_body(response, ChatBody, self._scrub).answer()
+
+    async def _chat_stream(self, messages: list[dict[str, Any]], timeout: float,
+                           idle_timeout: float) -> ChatAnswer:
+        """A streamed chat completion, assembled (:mod:`.streaming`): the first chunk must come
+        within ``timeout``, each later one within ``idle_timeout`` of the one before."""
+        deadline = time.monotonic() + timeout
+        try:
+            async with asyncio.timeout(timeout):
+                response = await self._send(
+                    self._client.chat.completions.with_raw_response.create,
+                    model=self._spec.model,
+                    messages=messages,
+                    stream=True,
+                    stream_options={"include_usage": True},
+                    # A backstop only: the waits for chunks are bounded in read_chat_stream.
+                    timeout=request_timeout(max(timeout, idle_timeout)),
+                    extra_body=self._extra_body,
+                    **self._fields,
+                )
+        except TimeoutError:
+            raise RetryableModelCallError("request timed out") from None
+        return await read_chat_stream(
+            response, first_timeout=max(deadline - time.monotonic(), 0.0),
+            idle_timeout=idle_timeout, map_error=lambda exc: map_exception(exc, self._scrub),
+            scrub=self._scrub)
 
     async def embed(self, texts: list[str], timeout: float) -> EmbeddingAnswer:
         """Embeddings of several texts in one request, in input order."""

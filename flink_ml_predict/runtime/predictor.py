@@ -1,8 +1,9 @@
 """One row in, zero or more output rows out: the per-row pipeline of a model call.
 
-Order per row: the text from the INPUT values (prompt template or fixed form; all null: skipped)
--> token limits (context overflow, embeddings max-tokens) -> retry (tenacity) -> request
-(client) -> a structured answer validated (re-asked when it does not fit) -> rows. Failures
+Order per row: the row's documents (document-column; null: skipped) -> the text from the other
+INPUT values (prompt template or fixed form; all null: skipped) -> token limits (context
+overflow, embeddings max-tokens) -> retry (tenacity) -> request (client) -> a structured answer
+validated (re-asked when it does not fit) -> rows. Failures
 follow the model's strategy: FAILOVER raises (the Flink job fails), IGNORE emits the row's error
 in the metadata columns, or drops the row with a warning and a metric when there are none.
 Nothing is lost silently.
@@ -17,7 +18,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from ..columns import Role
-from ..errors import AnswerFormatError, ModelCallError, RetryableModelCallError
+from ..documents import Documents
+from ..errors import (
+    AnswerFormatError,
+    ModelCallError,
+    PermanentModelCallError,
+    RetryableModelCallError,
+)
 from ..model import CallSettings, ModelSpec
 from ..options import OutputFormat, Strategy, Task
 from ..structured import InvalidAnswer
@@ -76,6 +83,7 @@ class Predictor:
         self._prompt = spec.prompt
         self._chat = spec.chat
         self._system = self._system_messages()
+        self._documents = self._chat.documents if self._chat is not None else None
         self._log_null = _Sampled()
         self._log_overflow = _Sampled()
         self._log_dropped = _Sampled()
@@ -171,8 +179,11 @@ class Predictor:
         self._log_retry.warning("model %s: attempt %d failed (%s); retrying in %.2fs",
                                 self._spec.name, state.attempt_number, exc, state.upcoming_sleep)
 
-    async def _chat_rows(self, text: str, deadline: float) -> list[tuple[Any, ...]]:
-        messages = [*self._system, {"role": "user", "content": text}]
+    async def _chat_rows(self, text: str, deadline: float,
+                         documents: Documents | None = None) -> list[tuple[Any, ...]]:
+        # Seed 004's order: the system prompt, the documents' system messages, the user message.
+        messages = [*self._system, *(documents.messages() if documents else ()),
+                    {"role": "user", "content": text}]
         asked = len(messages)
         chat = self._chat
         assert chat is not None
@@ -222,6 +233,17 @@ class Predictor:
         Raises:
             ModelCallError: when the row failed and the strategy says FAILOVER.
         """
+        documents = None
+        if self._documents is not None:
+            try:
+                documents, values = self._documents.for_row(values)
+            except ValueError as exc:
+                return self._fail(PermanentModelCallError(str(exc)))
+            if documents is None:
+                self._metrics.inc("rows-skipped")
+                self._log_null.warning("model %s: document-column %s is null; row skipped",
+                                       self._spec.name, self._documents.column_name)
+                return []
         text = self._prompt.build(values)
         if text is None:
             self._metrics.inc("rows-skipped")
@@ -233,7 +255,7 @@ class Predictor:
         deadline = time.monotonic() + self._settings.row_budget
         try:
             if self._spec.task is Task.CHAT:
-                return await self._chat_rows(fitted, deadline)
+                return await self._chat_rows(fitted, deadline, documents)
             return await self._embedding_rows(fitted, deadline)
         except ModelCallError as exc:
             return self._fail(exc)

@@ -78,6 +78,10 @@ class _UsageBody(pydantic.BaseModel):
     total_tokens: int | None = None
 
 
+UsageBody = _UsageBody
+"""The usage object of a response body (or of a stream's final chunk)."""
+
+
 class ChatBody(pydantic.BaseModel):
     """The fields of a chat completion that we read (others are ignored)."""
 

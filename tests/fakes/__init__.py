@@ -19,6 +19,15 @@ Modules, one concern each:
   answers (:mod:`flink_ml_predict.demo_answers`: the only product code the fakes use).
 * ``faults.py`` -- :class:`~tests.fakes.faults.Fault` kinds, the appliers that put them on the
   wire, and :class:`~tests.fakes.faults.FaultPlan` (per-key scripts, always-faults, seeded rates).
+* ``streaming.py`` -- DashScope-style chat answers, installed with ``streaming.install(server)``:
+  tool calls for requests with ``tools``, streams as seed 004 shows them (``"finish_reason":
+  "null"`` until the end, tool-call deltas, a usage chunk), and the stream faults it registers in
+  ``faults.APPLIERS``: ``stream-stall`` (held until the client leaves), ``stream-no-done``,
+  ``stream-bad-chunk``, ``stream-unfinished``.
+* ``files.py`` -- :class:`~tests.fakes.files.FileStore` ``(server).install()``: multipart
+  ``POST /files`` uploads (``file-extract``), ``GET /files/<id>``, and chat requests whose
+  ``fileid://`` system messages must name known files (else 400), answered with the documents'
+  names so rows show which document went with which question.
 * ``openai_server.py`` -- :class:`~tests.fakes.openai_server.FaultInjectingServer`, what
   ``tests/conftest.py``'s ``server`` fixture gives: the routes, the fault sources, helpers to read
   the log (``fault_counts``, ``requests_for``, ``attempts``); ``python -m

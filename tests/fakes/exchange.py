@@ -44,10 +44,12 @@ class ConnectionCut(Exception):
 class Exchange:
     """One request being answered: what a route handler reads and writes through."""
 
-    def __init__(self, handler: Any, record: RecordedRequest, body_ok: bool) -> None:
+    def __init__(self, handler: Any, record: RecordedRequest, body_ok: bool,
+                 raw_body: bytes = b"") -> None:
         self._handler = handler
         self.record = record
         self.body_ok = body_ok  # False: the body was not JSON
+        self.raw_body = raw_body  # the request body as received (e.g. a multipart upload)
         self.status: int | None = None  # the status sent, None before the answer starts
         self.answer_started = False
         self.request_id = str(uuid.uuid4())

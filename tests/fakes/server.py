@@ -319,7 +319,7 @@ class FakeServer:
         with self._lock:
             self._log.append(record)
         self.tracker.arrived()
-        exchange = Exchange(handler, record, body_ok)
+        exchange = Exchange(handler, record, body_ok, raw)
         try:
             self.pause(self._next_latency())
             self.tracker.pass_gate()
