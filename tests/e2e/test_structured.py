@@ -15,12 +15,22 @@ import datetime
 import decimal
 import json
 import re
+import runpy
 
 import pytest
 
 from flink_ml_predict import StatementError, execute_script, predict, register_model
 from flink_ml_predict.demo_server import DemoServer
-from tests.conftest import ROOT, TEST_KEY, collect, model_options, print_rows, render_model, run_cli
+from tests.conftest import (
+    ROOT,
+    TEST_KEY,
+    collect,
+    committed_json_rows,
+    model_options,
+    print_rows,
+    render_model,
+    run_cli,
+)
 from tests.fakes.openai_server import Fault
 from tests.fakes.structured import WrongAnswer, row_key
 
@@ -347,3 +357,19 @@ def test_python_api_typed_columns_with_comments_and_several_inputs(t_env, server
     assert json.loads(schema)["properties"]["label"] == {"type": "string", "description": LABEL}
     assert sorted(b["messages"][1]["content"] for b in chat_bodies(server)) == [
         "Great\nI love it", "Meh\nboring and bad"]
+
+
+def test_the_structured_pyflink_example(server, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("OPENAI_ENDPOINT", server.base_url + "/chat/completions")
+    monkeypatch.setenv("OPENAI_API_KEY", TEST_KEY)
+    example = runpy.run_path(str(ROOT / "examples" / "pyflink_review_extraction.py"))
+    assert example["main"](["--output", str(tmp_path / "out")]) == 0
+    user_2 = "Movie: 水餃皇后\nComment: 乏善可陳"
+    assert sorted(committed_json_rows(tmp_path / "out"), key=lambda r: r["id"]) == [
+        {"id": 1, "movie_name": "好東西", "label": "positive", "confidence": 0.86,
+         "keywords": ["算得上看過的電影裡相當浪漫的敘事了", "最愛小孩子猜聲音那段", "Comment"],
+         "prompt_tokens": tokens(SCRIPT_SYSTEM, f"Movie: 好東西\nComment: {COMMENT_1}"),
+         "error": None},
+        {"id": 2, "movie_name": "水餃皇后", "label": "negative", "confidence": 0.8,
+         "keywords": ["Comment", "Movie", "水餃皇后"], "prompt_tokens": tokens(SCRIPT_SYSTEM, user_2),
+         "error": None}]
