@@ -34,12 +34,12 @@ COMMENTS = [
     (2, "水餃皇后", "乏善可陳"),
 ]
 # OUTPUT columns: (name, type) or (name, type, comment); the comment describes the JSON field.
-OUTPUTS = [
+OUTPUTS: list[tuple[str, str, str | None]] = [
     ("label", "STRING", "positive, negative, neutral or mixed"),
-    ("confidence", "DOUBLE"),
-    ("keywords", "ARRAY<STRING>"),
-    ("prompt-tokens", "INT"),
-    ("error-string", "STRING"),
+    ("confidence", "DOUBLE", "0 to 1"),
+    ("keywords", "ARRAY<STRING>", "up to three"),
+    ("prompt-tokens", "INT", None),
+    ("error-string", "STRING", None),
 ]
 SINK_COLUMNS = ("id BIGINT, movie_name STRING, label STRING, confidence DOUBLE, "
                 "keywords ARRAY<STRING>, prompt_tokens INT, error STRING")

@@ -183,7 +183,8 @@ def _input_text(request: dict[str, Any]) -> str:
 
 def schema_answers(schema: dict[str, Any], request: dict[str, Any]) -> list[str]:
     """One JSON text of ``schema`` per choice (``n``) of a chat request, from its input."""
-    n = request.get("n") if isinstance(request.get("n"), int) else 1
+    given = request.get("n")
+    n = given if isinstance(given, int) else 1
     text = _input_text(request)
     return [json.dumps(schema_value(schema, text, choice=k), ensure_ascii=False)
             for k in range(max(n, 1))]
