@@ -2,7 +2,8 @@
 
 :func:`rule_based_answer` turns a chat request into text: a classification prompt with a bracketed
 label list gets a label chosen by keyword counts, a prompt about ID numbers (身份证) gets the user
-text with each ID number's last four characters masked, anything else is echoed.
+text with each ID number's last four characters masked, anything else is echoed. A request with
+``response_format`` ``json_schema`` gets a JSON object of that schema (:func:`schema_value`).
 :func:`chat_completion`, :func:`embeddings` and :func:`model_list` build the OpenAI-shaped response
 bodies (embeddings: hash-derived vectors) and refuse malformed requests with :class:`ApiError`.
 The test fake (``tests/fakes/``) answers with these too.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 import struct
 import time
@@ -19,8 +21,9 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-__all__ = ["MODELS", "ApiError", "chat_completion", "embedding_vector", "embeddings",
-           "estimate_tokens", "message_text", "model_list", "rule_based_answer"]
+__all__ = ["MODELS", "ApiError", "chat_completion", "demo_answer", "embedding_vector",
+           "embeddings", "estimate_tokens", "message_text", "model_list", "rule_based_answer",
+           "schema_answers", "schema_value", "structured_answers"]
 
 MODELS = ("gpt-4o-mini", "qwen-plus", "qwen-turbo", "text-embedding-3-small", "text-embedding-v3")
 
@@ -90,6 +93,117 @@ def rule_based_answer(request: dict[str, Any]) -> str:
     return user
 
 
+# --- structured answers ----------------------------------------------------------------------
+
+_WORD = re.compile(r"\w+")
+_LABEL_NAME = re.compile(r"label|sentiment|category|class", re.IGNORECASE)
+_DEFAULT_LABELS = ["positive", "negative", "neutral", "mixed"]
+_MAX_ITEMS = 3
+
+
+def _options(description: str) -> list[str]:
+    """The alternatives a description lists (``positive, negative or mixed``), else []."""
+    bracketed = re.search(r"\[([^\[\]]+)\]", description)
+    parts = [p.strip(" .'\"") for p in re.split(r",|/|\||\bor\b",
+                                               bracketed.group(1) if bracketed else description)]
+    parts = [p for p in parts if p]
+    return parts if len(parts) >= 2 and all(len(p.split()) <= 2 for p in parts) else []
+
+
+def _keywords(words: list[str]) -> list[tuple[str, int]]:
+    """Up to three distinct words, longest first (ties in text order), with their counts."""
+    distinct = sorted(dict.fromkeys(words), key=lambda w: -len(w))[:_MAX_ITEMS]
+    return [(w, words.count(w)) for w in distinct]
+
+
+def schema_value(schema: dict[str, Any], text: str, *, choice: int = 0) -> Any:
+    """A value of a JSON Schema derived from ``text`` by rules (``words`` = its ``\\w+`` runs).
+
+    * a nullable field whose description mentions null: ``null``;
+    * string: a label when the description lists alternatives (``positive, negative or mixed``)
+      or the field is named like a label (label, sentiment, category, class; then the labels
+      positive, negative, neutral, mixed), chosen by :func:`rule_based_answer`'s keyword counts;
+      a date (``YYYY-MM-DD`` in the description) ``2024-01-DD`` and a date-time ``2024-01-DD
+      12:34:56.789`` with DD = the number of words (1 to 28); else ``text`` itself;
+    * integer: the number of words; number: ``round(1 - 1 / (1 + words), 2)``; boolean: whether
+      the number of words is even;
+    * array: one item per keyword (up to three distinct words, longest first), derived from the
+      keyword as text and its number of occurrences as number of words; ``{key, value}``
+      entries (a map) have the keyword as key; object: every property from ``text``.
+
+    Choice ``k`` > 0 of ``n`` adds ``k`` to integers and `` #k+1`` to free text.
+    """
+    return _value(schema, text, len(_WORD.findall(text)), choice, "")
+
+
+def _value(schema: dict[str, Any], text: str, size: int, choice: int, name: str) -> Any:
+    types = schema.get("type", "object")
+    types = types if isinstance(types, list) else [types]
+    if schema.get("anyOf"):
+        types = [a.get("type") for a in schema["anyOf"]]
+        schema = next((a for a in schema["anyOf"] if a.get("type") != "null"), schema)
+    description = str(schema.get("description") or "")
+    if "null" in types and re.search(r"\bnull\b", description):
+        return None
+    kind = next((t for t in types if t != "null"), "null")
+    if kind == "object":
+        return {key: _value(sub, text, size, choice, key)
+                for key, sub in (schema.get("properties") or {}).items()}
+    if kind == "array":
+        items = schema.get("items") or {}
+        entry = items.get("properties") or {}
+        if set(entry) == {"key", "value"}:
+            return [{"key": w, "value": _value(entry["value"], w, n, choice, "")}
+                    for w, n in _keywords(_WORD.findall(text))]
+        return [_value(items, w, n, choice, "") for w, n in _keywords(_WORD.findall(text))]
+    if kind == "integer":
+        return size + choice
+    if kind == "number":
+        return round(1 - 1 / (1 + size), 2)
+    if kind == "boolean":
+        return size % 2 == 0
+    if kind != "string":
+        return None
+    labels = _options(description) or (_DEFAULT_LABELS if _LABEL_NAME.search(name) else [])
+    day = min(max(size, 1), 28)
+    if labels:
+        return _classify(text, labels)
+    if "HH:MM:SS" in description:
+        return f"2024-01-{day:02d} 12:34:56.789"
+    if "YYYY-MM-DD" in description:
+        return f"2024-01-{day:02d}"
+    return text if choice == 0 else f"{text} #{choice + 1}"
+
+
+def _input_text(request: dict[str, Any]) -> str:
+    """The first user message: the row's input, also when a model asks again."""
+    return next((message_text(m.get("content")) for m in request.get("messages") or []
+                 if isinstance(m, dict) and m.get("role") == "user"), "")
+
+
+def schema_answers(schema: dict[str, Any], request: dict[str, Any]) -> list[str]:
+    """One JSON text of ``schema`` per choice (``n``) of a chat request, from its input."""
+    given = request.get("n")
+    n = given if isinstance(given, int) else 1
+    text = _input_text(request)
+    return [json.dumps(schema_value(schema, text, choice=k), ensure_ascii=False)
+            for k in range(max(n, 1))]
+
+
+def structured_answers(request: dict[str, Any]) -> list[str] | None:
+    """For ``response_format`` ``json_schema``: one JSON text per choice, else None."""
+    response_format = request.get("response_format")
+    if not isinstance(response_format, dict) or response_format.get("type") != "json_schema":
+        return None
+    schema = (response_format.get("json_schema") or {}).get("schema")
+    return schema_answers(schema, request) if isinstance(schema, dict) else None
+
+
+def demo_answer(request: dict[str, Any]) -> str | list[str]:
+    """The demo's answer: JSON of the requested schema, else :func:`rule_based_answer`'s text."""
+    return structured_answers(request) or rule_based_answer(request)
+
+
 def embedding_vector(text: str, dimension: int) -> list[float]:
     """A deterministic vector for ``text``: sha256-derived values in [-1, 1], float32-exact."""
     raw = b"".join(hashlib.sha256(f"{i}:{text}".encode()).digest()
@@ -139,9 +253,11 @@ def _count(value: Any, default: int, top: int, param: str) -> int:
     return int(value)
 
 
-def chat_completion(body: Any, answer: Callable[[dict[str, Any]], str] = rule_based_answer
+def chat_completion(body: Any,
+                    answer: Callable[[dict[str, Any]], str | list[str]] = demo_answer,
                     ) -> dict[str, Any]:
-    """The ``chat.completion`` for a request body: ``n`` choices of ``answer(body)``.
+    """The ``chat.completion`` for a request body: ``n`` choices of ``answer(body)`` (a text, or
+    one text per choice).
 
     Raises:
         ApiError: the body is not a valid chat request.
@@ -152,9 +268,12 @@ def chat_completion(body: Any, answer: Callable[[dict[str, Any]], str] = rule_ba
         isinstance(m, dict) for m in messages), "messages", "'messages' is a required property "
         "and must be a non-empty array of messages", "missing_required_parameter")
     n, text = _count(body.get("n"), 1, 128, "n"), answer(body)
-    if not isinstance(text, str):
-        raise TypeError(f"the answer is a {type(text).__name__}, expected str")
-    contents = [text if i == 0 else f"{text} #{i + 1}" for i in range(n)]
+    if isinstance(text, list) and len(text) == n and all(isinstance(t, str) for t in text):
+        contents = text
+    elif isinstance(text, str):
+        contents = [text if i == 0 else f"{text} #{i + 1}" for i in range(n)]
+    else:
+        raise TypeError(f"the answer is {text!r}, expected a str or {n} of them")
     prompt = sum(estimate_tokens(message_text(m.get("content"))) for m in messages)
     completion = sum(estimate_tokens(c) for c in contents)
     return {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion",

@@ -17,6 +17,7 @@ runner splits the script itself (:mod:`flink_ml_predict.sqltext`) and per statem
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import logging
 import os
@@ -50,13 +51,20 @@ def flink_message(exc: BaseException) -> str:
     return chosen
 
 
-_OUR_FAILURE = re.compile(r"\w*ModelCallError(?::\s*|\(['\"])(.+?)(?:['\"]\)+)?$")
+_OUR_FAILURE = re.compile(r"\w*(?:ModelCallError|AnswerFormatError)(?::\s*(.+)$|"
+                          r"\((?P<repr>'.*'|\".*\")\)+$)")
 
 
 def _python_error(exc: BaseException) -> str | None:
-    """Our own failure message inside a failed job's trace (raised in the Python worker), if any."""
+    """Our own failure message inside a failed job's trace (raised in the Python worker), if any:
+    from ``Error: message`` or the repr ``Error('message')``, whose quotes are undone."""
     for line in reversed(str(exc).splitlines()):
         match = _OUR_FAILURE.search(line.strip())
+        if match and match.group("repr"):
+            try:
+                return str(ast.literal_eval(match.group("repr")))
+            except (ValueError, SyntaxError):
+                return match.group("repr")[1:-1]
         if match:
             return match.group(1)
     return None
@@ -153,8 +161,9 @@ class ScriptRunner:
 
     def _spec(self, create: sqltext.CreateModel, where: str) -> Any:
         return build_spec(create.name, create.options,
-                          [Column(c.name, c.type) for c in create.inputs],
-                          [Column(c.name, c.type) for c in create.outputs], where=where)
+                          [Column(c.name, c.type, c.comment) for c in create.inputs],
+                          [Column(c.name, c.type, c.comment) for c in create.outputs],
+                          where=where)
 
     def _set(self, text: str, where: str) -> None:
         pair = sqltext.parse_set(text)

@@ -1,7 +1,7 @@
 """Flink SQL data types of INPUT and OUTPUT columns, parsed without a JVM.
 
 :func:`parse_type` turns type text as written in ``CREATE MODEL`` (``DECIMAL(10, 2) NOT NULL``,
-``ARRAY<STRING>``, ``MAP<STRING, INT>``, ``ROW<name STRING COMMENT 'x', score DOUBLE>``) into a
+``ARRAY<STRING>``, ``MAP<STRING, INT>``, ``ROW<name STRING 'the name', score DOUBLE>``) into a
 :class:`FlinkType` tree. Everything derived from a column's type starts here: the PyFlink
 ``DataType`` of the function's arguments and result, the JSON Schema of a structured answer,
 the pydantic validator of that answer and the text form of an input value.
@@ -95,7 +95,7 @@ class FlinkType:
             for f in self.fields:
                 part = f"{quote_identifier(f.name)} {f.type.sql()}"
                 if f.description is not None:
-                    part += " COMMENT '" + f.description.replace("'", "''") + "'"
+                    part += " '" + f.description.replace("'", "''") + "'"
                 parts.append(part)
             text = f"ROW<{', '.join(parts)}>"
         elif self.params:
@@ -279,12 +279,14 @@ class _Parser:
             names.add(name)
             field_type = self.parse()
             description = None
-            if self.word("COMMENT"):
-                token = self.peek()
-                if token is None or token[0] != "string":
-                    raise TypeSyntaxError(f"expected a string after COMMENT of field `{name}`")
+            token = self.peek()
+            if token is not None and token[0] == "string":  # Flink: ROW<name type 'description'>
                 self.pos += 1
                 description = token[1]
+            elif self.word("COMMENT"):
+                raise TypeSyntaxError(f"field `{name}`: Flink writes a ROW field's description as "
+                                      f"a string after its type, without COMMENT: ROW<{name} "
+                                      f"{field_type.sql()} '...'>")
             fields.append(RowField(name, field_type, description))
             if self.punct(close):
                 return FlinkType("ROW", fields=tuple(fields))

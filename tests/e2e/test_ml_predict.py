@@ -89,7 +89,7 @@ def test_n_choices_give_one_row_each(t_env, server) -> None:
 
 def test_chat_options_reach_the_request_body(t_env, server) -> None:
     ddl = model_ddl("m", server.dashscope_base_url, provider="qwen", model="qwen-plus",
-                    system_prompt="Be brief.", temperature="0.3", top_p="0.9", stop="END,STOP",
+                    system_prompt="Be brief, in JSON.", temperature="0.3", top_p="0.9", stop="END,STOP",
                     max_tokens="64", presence_penalty="0.5", seed="42",
                     response_format="json_object", top_k="20", enable_search="true",
                     repetition_penalty="1.1")
@@ -99,7 +99,7 @@ def test_chat_options_reach_the_request_body(t_env, server) -> None:
     assert request.path == "/compatible-mode/v1/chat/completions"
     assert request.body == {
         "model": "qwen-plus",
-        "messages": [{"role": "system", "content": "Be brief."},
+        "messages": [{"role": "system", "content": "Be brief, in JSON."},
                      {"role": "user", "content": "text-1"}],
         "temperature": 0.3, "top_p": 0.9, "stop": ["END", "STOP"], "max_tokens": 64,
         "presence_penalty": 0.5, "seed": 42, "response_format": {"type": "json_object"},

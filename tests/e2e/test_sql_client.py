@@ -104,3 +104,54 @@ def test_generator_refuses_other_statements_and_bad_models(tmp_path, monkeypatch
     monkeypatch.delenv("DASHSCOPE_API_KEY")
     with pytest.raises(ConfigurationError, match="DASHSCOPE_API_KEY is not set"):
         generate(MODELS, tmp_path)
+
+
+STRUCTURED = """
+CREATE MODEL review
+INPUT (title STRING, body STRING COMMENT 'the review')
+OUTPUT (label STRING COMMENT 'positive, negative, neutral or mixed', words INT,
+        `prompt-tokens` INT)
+WITH (
+  'provider' = 'qwen', 'endpoint' = '${QWEN_ENDPOINT}', 'api-key' = '${DASHSCOPE_API_KEY}',
+  'model' = 'qwen-plus', 'prompt-template' = '{title}: {body}'
+);
+"""
+
+
+def test_structured_models_with_several_inputs_are_functions_of_several_arguments(
+        t_env, server, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("QWEN_ENDPOINT", server.dashscope_base_url)
+    monkeypatch.setenv("DASHSCOPE_API_KEY", TEST_KEY)
+    # its own module name: the other test's module of the same name stays imported in this process
+    generated = generate(STRUCTURED, tmp_path / "client", module="structured_models")
+    init_sql = generated.init_sql.read_text(encoding="utf-8")
+    assert ("--   SELECT t.*, p.* FROM t CROSS JOIN UNNEST(review(t.title, t.body)) AS "
+            "p(label, words, `prompt-tokens`);\n") in init_sql
+    model = ("CREATE MODEL `review`\nINPUT (`title` STRING, `body` STRING COMMENT 'the review')\n"
+             "OUTPUT (`label` STRING COMMENT 'positive, negative, neutral or mixed', `words` INT, "
+             "`prompt-tokens` INT)\nWITH (\n  'provider' = 'qwen',\n"
+             "  'endpoint' = '${QWEN_ENDPOINT}',\n  'api-key' = '******',\n"
+             "  'model' = 'qwen-plus',\n  'prompt-template' = '{title}: {body}'\n)")
+    statements = [line for line in init_sql.split(";\n") if not line.startswith("--")]
+    assert model in statements
+
+    monkeypatch.syspath_prepend(str(generated.module.parent))
+    t_env.add_python_file(str(generated.module))
+    t_env.get_config().set("table.exec.async-scalar.retry-strategy", "NO_RETRY")
+    t_env.execute_sql("CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS `review` AS "
+                      "'structured_models.review' LANGUAGE PYTHON")
+    t_env.execute_sql(model)
+    t_env.execute_sql("CREATE TEMPORARY VIEW films(id, title, body) AS VALUES "
+                      "(1, 'Up', 'I love it'), (2, 'Cats', 'boring')")
+    with t_env.execute_sql(
+            "SELECT t.id, p.label, p.words, p.`prompt-tokens` FROM films AS t CROSS JOIN "
+            "UNNEST(review(t.title, t.body)) AS p(label, words, `prompt-tokens`)"
+    ).collect() as results:
+        rows = sorted(tuple(r) for r in results)
+    system = "You are a helpful assistant."
+    assert rows == [(1, "positive", 4, (len(system) + 3) // 4 + (len("Up: I love it") + 3) // 4),
+                    (2, "negative", 2, (len(system) + 3) // 4 + (len("Cats: boring") + 3) // 4)]
+    assert server.wait_idle()
+    (schema,) = {str(f["json_schema"]["schema"]) for f in server.structured.received}
+    assert "'description': 'positive, negative, neutral or mixed'" in schema
+    assert len(server.completed_requests("/chat/completions")) == 2

@@ -28,6 +28,11 @@ Modules, one concern each:
   ``POST /files`` uploads (``file-extract``), ``GET /files/<id>``, and chat requests whose
   ``fileid://`` system messages must name known files (else 400), answered with the documents'
   names so rows show which document went with which question.
+* ``structured.py`` -- :class:`~tests.fakes.structured.StructuredResponder`, the chat responder:
+  JSON of the ``response_format`` schema a request carries (OpenAI's strict-mode checks, 400
+  otherwise), ``json_object`` with the schema read from the system message, the formats received
+  (``server.structured.received``) and scripted wrong answers per row
+  (``server.structured.script(key, [WrongAnswer.missing("label"), None])``).
 * ``openai_server.py`` -- :class:`~tests.fakes.openai_server.FaultInjectingServer`, what
   ``tests/conftest.py``'s ``server`` fixture gives: the routes, the fault sources, helpers to read
   the log (``fault_counts``, ``requests_for``, ``attempts``); ``python -m
@@ -46,6 +51,6 @@ Where the next pieces plug in (add a module; do not grow these):
 * An RPM-limited 429 mode: a callable ``RecordedRequest -> Fault | None`` inserted at the front
   of ``FaultInjectingServer.fault_sources`` (returning ``Fault.status_code(429, retry_after=...)``
   over the limit).
-* JSON-schema-aware structured answers: a ``responder(body) -> str`` (the server's ``responder``
-  argument or attribute) that reads ``response_format`` and returns matching JSON text.
+* Another way of answering chat requests: a ``responder(body) -> str | list[str]`` (the
+  server's ``responder`` argument or attribute; ``structured.py`` is the default one).
 """

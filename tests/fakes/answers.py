@@ -24,8 +24,9 @@ from tests.fakes.exchange import Exchange
 __all__ = ["DASHSCOPE_MAX_EMBEDDING_BATCH", "Answer", "ApiError", "Responder", "chat_answer",
            "embeddings_answer", "models_answer", "request_key", "stream_events"]
 
-Responder = Callable[[dict[str, Any]], str]
-"""Computes the assistant text from a chat request body (the parsed JSON)."""
+Responder = Callable[[dict[str, Any]], "str | list[str]"]
+"""Computes the assistant text from a chat request body (the parsed JSON): one text (choice k > 0
+gets `` #k+1``) or one text per choice."""
 
 DASHSCOPE_MAX_EMBEDDING_BATCH = 10
 """DashScope's compatible-mode embeddings endpoint rejects more inputs than this."""

@@ -28,7 +28,6 @@ import sys
 import threading
 from collections.abc import Callable
 
-from flink_ml_predict.demo_answers import rule_based_answer
 from tests.fakes.answers import (
     Answer,
     ApiError,
@@ -41,6 +40,7 @@ from tests.fakes.answers import (
 from tests.fakes.exchange import Exchange, RecordedRequest
 from tests.fakes.faults import Fault, FaultPlan, apply_fault
 from tests.fakes.server import FakeServer
+from tests.fakes.structured import StructuredResponder
 
 __all__ = ["Fault", "FaultInjectingServer", "RecordedRequest", "request_key"]
 
@@ -54,7 +54,8 @@ class FaultInjectingServer(FakeServer):
     Args:
         host, port, api_key, latency, seed: as for :class:`~tests.fakes.server.FakeServer`.
         embedding_dimension: the length of vectors when a request gives no ``dimensions``.
-        responder: computes the chat answer text (default: the demo's rule-based answers).
+        responder: computes the chat answer text (default: :attr:`structured`, the demo's
+            rule-based answers and JSON of the schema a request carries).
         slow_delay: seconds of a random ``timeout`` fault.
     """
 
@@ -66,7 +67,9 @@ class FaultInjectingServer(FakeServer):
         if embedding_dimension < 1:
             raise ValueError("embedding_dimension must be at least 1")
         self.embedding_dimension = embedding_dimension
-        self.responder: Responder = responder or rule_based_answer
+        self.structured = StructuredResponder()
+        """Structured answers: the response formats received and scripted wrong answers."""
+        self.responder: Responder = responder or self.structured
         self.plan = FaultPlan(slow_delay)
         self.fault_sources: list[FaultSource] = [lambda r: self.plan.decide(request_key(r.body))]
         """Consulted in order for each request; a new source (e.g. a rate limiter) goes first."""

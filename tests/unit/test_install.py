@@ -16,7 +16,8 @@ DEPENDENCIES = [r.split(";")[0].strip() for r in importlib.metadata.requires("fl
                 if ";" not in r or 'extra == "test"' in r]
 SHIPPED = ["sql/seed_000_qwen_masking.sql", "sql/seed_002_bailian_sentiment.sql",
            "sql/seed_003_openai_sentiment.sql", "sql/models.sql", "docker-compose.yml",
-           "docker/Dockerfile", "examples/pyflink_sentiment_job.py"]
+           "docker/Dockerfile", "examples/pyflink_sentiment_job.py",
+           "sql/structured_review_extraction.sql", "examples/pyflink_review_extraction.py"]
 
 
 @pytest.mark.parametrize("requirement", DEPENDENCIES)

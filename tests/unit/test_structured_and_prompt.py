@@ -26,7 +26,7 @@ def test_the_schema_is_strict_with_descriptions_and_nullability() -> None:
                      ("confidence", "DOUBLE"),
                      ("tags", "ARRAY<STRING NOT NULL> NOT NULL"),
                      ("counts", "MAP<STRING, INT NOT NULL> NOT NULL"),
-                     ("who", "ROW<name STRING NOT NULL COMMENT 'full name'>"))
+                     ("who", "ROW<name STRING NOT NULL 'full name'>"))
     assert out.response_format() == {"type": "json_schema", "json_schema": {
         "name": "review_extract", "strict": True, "schema": {
             "type": "object", "additionalProperties": False,

@@ -25,8 +25,8 @@ from flink_ml_predict.types import FlinkType, TypeSyntaxError, parse_type
     ("ARRAY<STRING NOT NULL>", "ARRAY<STRING NOT NULL>"),
     ("INT ARRAY", "ARRAY<INT>"),
     ("MAP<STRING, ARRAY<DOUBLE>>", "MAP<STRING, ARRAY<DOUBLE>>"),
-    ("ROW<name STRING COMMENT 'who''s', `key-x` TINYINT NOT NULL>",
-     "ROW<`name` STRING COMMENT 'who''s', `key-x` TINYINT NOT NULL>"),
+    ("ROW<name STRING 'who''s', `key-x` TINYINT NOT NULL>",
+     "ROW<`name` STRING 'who''s', `key-x` TINYINT NOT NULL>"),
     ("ROW(a INT, b BOOLEAN) NOT NULL", "ROW<`a` INT, `b` BOOLEAN> NOT NULL"),
 ])
 def test_types_parse_to_their_canonical_text(text: str, canonical: str) -> None:
@@ -45,6 +45,7 @@ def test_types_parse_to_their_canonical_text(text: str, canonical: str) -> None:
     ("WHATEVER", "unknown type WHATEVER"),
     ("INT INT", "unexpected 'INT'"),
     ("INT NOT", "expected NULL after NOT"),
+    ("ROW<a INT COMMENT 'x'>", "a string after its type, without COMMENT: ROW<a INT '...'>"),
 ])
 def test_bad_types_say_why(text: str, reason: str) -> None:
     with pytest.raises(TypeSyntaxError, match=None) as caught:
@@ -53,7 +54,7 @@ def test_bad_types_say_why(text: str, reason: str) -> None:
 
 
 def test_nested_fields_keep_names_descriptions_and_nullability() -> None:
-    row = parse_type("ROW<name STRING NOT NULL COMMENT 'the name', tags ARRAY<STRING>>")
+    row = parse_type("ROW<name STRING NOT NULL 'the name', tags ARRAY<STRING>>")
     assert [f.name for f in row.fields] == ["name", "tags"]
     assert row.fields[0].description == "the name" and not row.fields[0].type.nullable
     assert row.fields[1].type.element == FlinkType("STRING")
