@@ -22,6 +22,7 @@ from .datatypes import to_data_type
 from .model import CallSettings, ModelSpec
 from .runtime.metrics import Metrics
 from .runtime.predictor import Predictor
+from .runtime.watchdog import start_if_process_worker
 
 install_async_row_copy_guard()
 _LOGGER = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class _ModelFunction:
         self._predictor: Predictor | None = None
 
     def open(self, function_context: FunctionContext) -> None:
+        start_if_process_worker()  # a worker orphaned by a lost TaskManager exits
         for name in ("httpx", "httpx2"):  # one INFO line per request would flood worker logs
             logging.getLogger(name).setLevel(logging.WARNING)
         group = None

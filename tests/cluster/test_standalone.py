@@ -381,12 +381,11 @@ def test_no_row_lost_or_duplicated_when_the_taskmanager_is_killed(
                              f"{cluster.rest(f'/jobs/{job_id}')['vertices'][0]['id']}/taskmanagers")
     assert placement["taskmanagers"], placement
     assert replacement in cluster.taskmanager_pids()
-    # The killed TaskManager's Python worker usually exits within 2 s. Once it was seen to hang
-    # for good in PyFlink/Beam's shutdown: the main thread, in Beam's log handler close(), joins
-    # the log-reader thread, which waits for the logging handler's lock to report the broken
-    # control channel (a stack dump through gdb showed this). A worker left running holds memory
-    # and a Python process per kill on a real cluster, so it fails the test (the cluster fixture
-    # still stops it by pid at teardown).
+    # The killed TaskManager's Python worker usually exits within 2 s, but Beam's shutdown can
+    # deadlock for good (logging.shutdown() holds the Beam log handler's lock while close() joins
+    # the log-reader thread, which waits for that lock); the package's watchdog then ends the
+    # orphan (runtime/watchdog.py). A worker left running holds memory and a Python process per
+    # kill on a real cluster, so it fails the test.
     wait_until(lambda: workers_gone, 10, "the killed TaskManager's Python workers to exit "
                f"(running when the wait began: {[cmdline(p)[:100] for p in workers if is_running(p)]})")
     print(f"\nkill -9 to FINISHED: {recovery:.1f}s, {len(failures)} failure(s), requests "
