@@ -7,13 +7,18 @@ instance of the ML_PREDICT operator, shared by all its rows in flight), retries 
   only the row that got it: the server's ``retry-after-ms`` / ``Retry-After``, or without one
   ``retry-initial-backoff`` doubling per throttled round (at most ``retry-max-backoff``).
 * **Gradual release.** When the cooldown ends one request goes first (the probe) and the others
-  wait for its answer; then they start one at a time at an adapted interval: the pace the service
-  admitted in the round that ended in the 429 (its successes over the longer of the round, at
-  most the last minute or so, and the cooldown), and after a 429 under pacing at least 1.25 times
-  the interval in force. Each success shortens the interval by 1/64, so the pacing fades out
-  (below 1 ms it stops) once the limit has passed. When the round admitted nothing (the first
-  requests were throttled) there is no pace to go by: the interval starts at the cooldown, at most
-  one second, and halves with each success (a ramp up, as DashScope asks for after throttling).
+  wait for its answer, or for a second: a limiter refuses at once, so a probe not refused by then
+  got through (a slow model must not hold the others). Then they start one at a time at an
+  adapted interval. After a round sent unpaced it is the pace the service admitted (the round's
+  successes over the longer of the round, at most the last minute or so, and the cooldown); after
+  a paced round, the mean of the round's first and last intervals (longer than the one that met
+  the 429: each success shortens the interval by 1/64, so the pacing fades out, below 1 ms it
+  stops, once the limit has passed). Neither grows without end when 429s come at random rather
+  than from a rate, as a multiplicative slowdown per 429 would, or a pace measured in successes
+  per second when other failures, slow answers or few rows thin them out. When the round admitted
+  nothing (the first requests were throttled) there is no pace to go by: the interval starts at
+  the cooldown, at most one second, and halves with each success (a ramp up, as DashScope asks
+  for after throttling).
   A 429 of a request sent before the cooldown began (one already in flight) may extend the
   cooldown but starts no new round.
 * **Limits.** ``requests-per-minute`` and ``tokens-per-minute``: :class:`aiolimiter.AsyncLimiter`
@@ -44,10 +49,10 @@ _LOGGER = logging.getLogger(__name__)
 
 ADAPT_SPEEDUP = 1 / 64
 """Fraction by which each success shortens the adapted interval."""
-ADAPT_SLOWDOWN = 1.25
-"""A 429 under pacing makes the next interval at least this many times longer."""
 MIN_INTERVAL_S = 0.001
 """An adapted interval below this is dropped: the requests go unpaced again."""
+PROBE_PATIENCE_S = 1.0
+"""How long the others wait for the probe's answer before they follow anyway."""
 RAMP_START_S = 1.0
 """Longest first interval of a ramp up (after a round that admitted nothing)."""
 RATE_WINDOW_S = 60.0
@@ -156,15 +161,19 @@ class Pacer:
         self._epoch = 0  # the round: +1 at each cooldown
         self._strikes = 0  # rounds ended by a 429 since the last success
         self._needs_probe = False
-        self._probe: asyncio.Future[None] | None = None
+        self._probe: asyncio.Future[None] | None = None  # the unanswered probe of the round
+        self._probe_epoch = -1
+        self._probe_sent = 0.0
         self._interval = 0.0  # adapted spacing of request starts (0: not paced)
         self._next_start = 0.0
         self._lane = _Lane()
         self._round_start: float | None = None
         self._round_ok = 0  # successes of requests sent in this round
+        self._round_interval = 0.0  # the interval the round began with
         self._closed_ok = 0  # ... in the round the last 429 ended
         self._closed_span = 0.0
-        self._closed_interval = 0.0
+        self._closed_paced = False
+        self._closed_pace = 0.0
         self._ramping = False
         self._rounds = 0
 
@@ -203,9 +212,7 @@ class Pacer:
             if self._until or self._needs_probe or self._probe is not None or self._interval:
                 ticket = await self._turn(deadline, not_before)
             else:
-                if self._round_start is None:
-                    self._round_start = self._clock()
-                ticket = Ticket(self._epoch)
+                ticket = self._sent(self._clock())
             if self._requests is None and self._tokens is None:
                 return ticket
             await self._limits(tokens, deadline)
@@ -229,16 +236,21 @@ class Pacer:
             if self._needs_probe:
                 self._needs_probe = False
                 self._probe = asyncio.get_running_loop().create_future()
+                self._probe_epoch, self._probe_sent = self._epoch, now
                 self._round_start = now
-                return Ticket(self._epoch, probe=True)
+                return self._sent(now, probe=True)
             if self._interval:
                 epoch = self._epoch
                 not_before = now = await self._next_slot(deadline, not_before)
                 if epoch != self._epoch:
                     continue  # a new cooldown began meanwhile
-            if self._round_start is None:
-                self._round_start = now
-            return Ticket(self._epoch)
+            return self._sent(now)
+
+    def _sent(self, now: float, probe: bool = False) -> Ticket:
+        """A request of the current round goes."""
+        if self._round_start is None:
+            self._round_start = now
+        return Ticket(self._epoch, probe)
 
     async def _next_slot(self, deadline: float, not_before: float) -> float:
         """Waits for this request's paced slot; returns its time."""
@@ -264,17 +276,29 @@ class Pacer:
     async def _await_probe(self, deadline: float) -> None:
         probe = self._probe
         assert probe is not None
+        what = "the answer of the first request after the model's cooldown"
         started = self._clock()
         remaining = deadline - started
+        patience = max(self._probe_sent + PROBE_PATIENCE_S - started, 0.0)
         if remaining <= 0:
-            raise OutOfBudget("the answer of the first request after the model's cooldown")
+            raise OutOfBudget(what)
         try:
-            await asyncio.wait_for(asyncio.shield(probe), remaining)
+            await asyncio.wait_for(asyncio.shield(probe), min(remaining, patience))
         except asyncio.TimeoutError:
-            raise OutOfBudget(
-                "the answer of the first request after the model's cooldown") from None
+            if remaining <= patience:
+                raise OutOfBudget(what) from None
+            if self._probe is probe:  # not refused at once: it got through the service's limiter
+                self._open()
         finally:
             self._waited(self._clock() - started)
+
+    def _open(self) -> None:
+        """The probe got through: the others follow at the adapted interval."""
+        probe, self._probe = self._probe, None
+        self._interval = self._round_interval = self._adapted_interval()
+        self._next_start = self._probe_sent + self._interval  # the probe took the first slot
+        if probe is not None and not probe.done():
+            probe.set_result(None)
 
     async def _limits(self, tokens: int, deadline: float) -> None:
         if self._requests is not None:
@@ -312,14 +336,20 @@ class Pacer:
         """Records a request's outcome: a success, a 429 (``throttled``, with the server's
         delay), or neither (another failure, or the request was cancelled)."""
         now = self._clock()
+        unanswered_probe = (ticket.probe and self._probe is not None
+                            and ticket.epoch == self._probe_epoch)
         if throttled:
             self._throttled(ticket, retry_after, now)
         elif ok:
             self._succeeded(ticket, now)
-        if ticket.probe and self._probe is not None:
+        if unanswered_probe:
+            if ok:
+                self._open()
+                return
             probe, self._probe = self._probe, None
-            if not ok and not throttled:
+            if not throttled:
                 self._needs_probe = True  # no verdict: the next request probes
+            assert probe is not None
             probe.set_result(None)
 
     def _throttled(self, ticket: Ticket, retry_after: float | None, now: float) -> None:
@@ -332,12 +362,13 @@ class Pacer:
             self._max, self._initial * 2 ** self._strikes)
         self._strikes += 1
         if not ticket.probe:
-            # A round that sent requests ends: its pace is what the service admitted. (A probe
-            # throttled alone says the cooldown was too short, nothing about the pace.)
+            # A round that sent requests ends and tells the pace. (A probe throttled alone says
+            # the cooldown was too short, nothing about the pace.)
             start = self._round_start if self._round_start is not None else now
+            self._closed_paced = self._interval > 0
+            self._closed_pace = (self._round_interval + self._interval) / 2
             self._closed_span = max(now - start, delay)
             self._closed_ok = self._round_ok
-            self._closed_interval = self._interval
         self._round_ok = 0
         self._round_start = None
         self._epoch += 1
@@ -359,23 +390,18 @@ class Pacer:
                 self._round_start = now - RATE_WINDOW_S / 2
         elif ticket.epoch == self._epoch - 1:
             self._closed_ok += 1  # answers of the round that ended are still arriving
-        if ticket.probe:
-            self._interval = self._adapted_interval()
-            # The probe took the round's first slot when it was sent.
-            sent = self._round_start if self._round_start is not None else now
-            self._next_start = sent + self._interval
-        elif self._interval and ticket.epoch == self._epoch:
+        if not ticket.probe and self._interval and ticket.epoch == self._epoch:
             self._interval *= 0.5 if self._ramping else 1 - ADAPT_SPEEDUP
             if self._interval < MIN_INTERVAL_S:
                 self._interval = 0.0
 
     def _adapted_interval(self) -> float:
-        """Spacing after a cooldown: the pace the service admitted before it throttled."""
-        self._ramping = self._closed_ok == 0
-        if self._ramping:
+        """Spacing after a cooldown, from the round that the 429 ended."""
+        self._ramping = not self._closed_paced and self._closed_ok == 0
+        if self._closed_paced:
+            interval = self._closed_pace
+        elif self._ramping:
             interval = min(self._closed_span, RAMP_START_S)
         else:
             interval = self._closed_span / self._closed_ok
-            if self._closed_interval:
-                interval = max(interval, self._closed_interval * ADAPT_SLOWDOWN)
         return interval if interval >= MIN_INTERVAL_S else 0.0
