@@ -118,6 +118,28 @@ class StreamSettings:
 
 
 @dataclass(frozen=True)
+class Throughput:
+    """Embedding batches, client-side limits and the response cache of a model (all per parallel
+    instance of the ML_PREDICT operator).
+
+    Attributes:
+        batch_size: most rows in one embeddings request (1: one request per row; chat: 1).
+        batch_max_tokens: most input tokens summed over one embeddings request (None: no cap).
+        batch_linger: seconds an embeddings batch that is not full waits for more rows.
+        requests_per_minute: the 'requests-per-minute' limit (None: none).
+        tokens_per_minute: the 'tokens-per-minute' limit of estimated tokens (None: none).
+        cache_entries: answers the cache keeps (0: no cache).
+    """
+
+    batch_size: int = 1
+    batch_max_tokens: int | None = None
+    batch_linger: float = opts.DEFAULT_BATCH_LINGER_S
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+    cache_entries: int = 0
+
+
+@dataclass(frozen=True)
 class ChatSettings:
     """How a chat request is built.
 
@@ -177,6 +199,7 @@ class ModelSpec:
         context: the input token limit, if any.
         chat: request settings of a chat model (None for embeddings).
         embedding: request settings of an embeddings model (None for chat).
+        throughput: embedding batches, client-side limits, response cache.
         options: the typed value of every option given (aliases resolved), for reference.
     """
 
@@ -191,6 +214,7 @@ class ModelSpec:
     context: ContextLimit | None = None
     chat: ChatSettings | None = None
     embedding: EmbeddingSettings | None = None
+    throughput: Throughput = field(default_factory=Throughput)
     options: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -398,6 +422,7 @@ def build_spec(
         chat = _chat_settings(ctx, name, values, input_columns, schema, body, extra_body)
     else:
         embedding = _embedding_settings(ctx, input_columns, values, body, extra_body)
+    throughput = _throughput(ctx, values, task, provider)
     for option in (opts.OUTPUT_FORMAT, opts.OUTPUT_RETRY_NUM):
         if option.key in values and not schema.structured:
             raise ctx.error(f"option '{option.key}' applies only to structured models (OUTPUT "
@@ -410,7 +435,30 @@ def build_spec(
         name=name, provider=provider, task=task, model=values["model"],
         connection=Connection(base_url, api_key, request_timeout),
         inputs=input_columns, outputs=schema, failure=failure, context=context, chat=chat,
-        embedding=embedding, options=values)
+        embedding=embedding, throughput=throughput, options=values)
+
+
+def _throughput(ctx: _Context, values: Mapping[str, Any], task: Task,
+                provider: Provider) -> Throughput:
+    """Batching (embeddings), limits and cache, with the provider's defaults and caps."""
+    batch_size, batch_tokens = 1, None
+    if task is Task.EMBEDDINGS:
+        limit = provider.embedding_batch_limit
+        batch_size = values.get(opts.BATCH_SIZE.key, limit or 1)
+        if limit is not None and batch_size > limit:
+            raise ctx.error(f"option 'batch-size': {batch_size} is more than the {provider.name} "
+                            f"provider takes in one embeddings request; allowed: 1 to {limit}")
+        batch_tokens = values.get(opts.BATCH_MAX_TOKENS.key, provider.embedding_batch_tokens)
+    cache = values.get(opts.CACHE.key, opts.CACHE.default)
+    if opts.CACHE_MAX_ENTRIES.key in values and not cache:
+        raise ctx.error("option 'cache-max-entries' applies only with 'cache' = 'true'")
+    return Throughput(
+        batch_size=batch_size, batch_max_tokens=batch_tokens,
+        batch_linger=values.get(opts.BATCH_LINGER.key, opts.BATCH_LINGER.default),
+        requests_per_minute=values.get(opts.REQUESTS_PER_MINUTE.key),
+        tokens_per_minute=values.get(opts.TOKENS_PER_MINUTE.key),
+        cache_entries=values.get(opts.CACHE_MAX_ENTRIES.key, opts.CACHE_MAX_ENTRIES.default)
+        if cache else 0)
 
 
 def _chat_settings(ctx: _Context, name: str, values: Mapping[str, Any],

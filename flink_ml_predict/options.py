@@ -89,6 +89,10 @@ DEFAULT_RETRY_INITIAL_BACKOFF_S = 0.5
 DEFAULT_RETRY_MAX_BACKOFF_S = 8.0
 
 DEFAULT_OUTPUT_RETRY_NUM = 2
+DEFAULT_BATCH_LINGER_S = 0.005
+DEFAULT_CACHE_MAX_ENTRIES = 10_000
+DEFAULT_COMPLETION_TOKENS = 256
+"""The completion tokens assumed per choice by 'tokens-per-minute' when 'max-tokens' is not set."""
 
 STRATEGIES = tuple(s.value for s in Strategy)
 FALLBACK_STRATEGIES = (Strategy.FAILOVER.value, Strategy.IGNORE.value)
@@ -268,7 +272,9 @@ RETRY_FALLBACK_STRATEGY = ConfigOption(
     "or IGNORE.")
 RETRY_INITIAL_BACKOFF = ConfigOption(
     "retry-initial-backoff", "Duration", parse_duration, DEFAULT_RETRY_INITIAL_BACKOFF_S,
-    description="First backoff of exponential backoff with full jitter (doubling per retry).")
+    description="First backoff of exponential backoff with full jitter (doubling per retry); "
+    "no retry is sent sooner than half of it after a failure. After a 429 without Retry-After, "
+    "the model's shared cooldown starts at it too.")
 RETRY_MAX_BACKOFF = ConfigOption(
     "retry-max-backoff", "Duration", parse_duration, DEFAULT_RETRY_MAX_BACKOFF_S,
     description="Upper bound of one backoff; a server's Retry-After is honoured up to the row's "
@@ -336,6 +342,38 @@ OUTPUT_RETRY_NUM = ConfigOption(
 DIMENSION = ConfigOption("dimension", "Long", _number(int, 1, None), tasks=(EMBEDDINGS,),
                          request_field="dimensions",
                          description="Length of the embedding vector (sent as 'dimensions').")
+
+BATCH_SIZE = ConfigOption(
+    "batch-size", "Integer", _number(int, 1, None), tasks=(EMBEDDINGS,),
+    description="Most rows in one embeddings request: the rows in flight in one parallel "
+    "instance are sent together. Default: the provider's limit (openai 2048, qwen and bailian "
+    "10), which is also the largest value allowed; '1' sends one request per row.")
+BATCH_MAX_TOKENS = ConfigOption(
+    "batch-max-tokens", "Long", _number(int, 1, None), tasks=(EMBEDDINGS,),
+    description="Most input tokens, summed over its rows, of one embeddings request. Default: the "
+    "provider's cap (openai 300000; qwen and bailian: none, each row is at most 8192).")
+BATCH_LINGER = ConfigOption(
+    "batch-linger", "Duration", parse_duration, DEFAULT_BATCH_LINGER_S, tasks=(EMBEDDINGS,),
+    description="How long an embeddings batch that is not full waits for more rows; a full "
+    "batch goes at once.")
+REQUESTS_PER_MINUTE = ConfigOption(
+    "requests-per-minute", "Integer", _number(int, 1, None),
+    description="Client-side limit of each parallel instance, paced per second (a burst of at "
+    "most a second's share). For a provider limit L and an operator parallelism P: L / P.")
+TOKENS_PER_MINUTE = ConfigOption(
+    "tokens-per-minute", "Long", _number(int, 1, None),
+    description="Client-side limit of estimated tokens of each parallel instance, paced per "
+    "second: prompt tokens + max-tokens x n (256 x n without max-tokens); embeddings: input "
+    "tokens. For a provider limit L and an operator parallelism P: L / P.")
+CACHE = ConfigOption(
+    "cache", "Boolean", _boolean, False,
+    description="Identical requests of one parallel instance share one call while in flight and "
+    "reuse its successful answer afterwards; failures are never kept. A cached answer repeats "
+    "the same sample (n > 1, temperature > 0).")
+CACHE_MAX_ENTRIES = ConfigOption(
+    "cache-max-entries", "Integer", _number(int, 1, None), DEFAULT_CACHE_MAX_ENTRIES,
+    description="Most answers 'cache' keeps per parallel instance; the least recently used go "
+    "first.")
 
 _DASHSCOPE = ("qwen", "bailian")
 TOP_K = ConfigOption("top-k", "Integer", _checked(values.top_k), tasks=(CHAT,),
@@ -414,9 +452,10 @@ OPTIONS: tuple[ConfigOption, ...] = (
     ERROR_HANDLING_STRATEGY, RETRY_NUM, RETRY_FALLBACK_STRATEGY, RETRY_INITIAL_BACKOFF,
     RETRY_MAX_BACKOFF, REQUEST_TIMEOUT, MAX_CONTEXT_SIZE, CONTEXT_OVERFLOW_ACTION,
     SYSTEM_PROMPT, TEMPERATURE, TOP_P, STOP, MAX_TOKENS, N, PRESENCE_PENALTY, SEED,
-    RESPONSE_FORMAT, PROMPT_TEMPLATE, OUTPUT_FORMAT, OUTPUT_RETRY_NUM, DIMENSION, TOP_K,
-    REPETITION_PENALTY, ENABLE_SEARCH, STREAM, STREAM_IDLE_TIMEOUT, TOOLS, DOCUMENTS,
-    DOCUMENT_COLUMN, INCREMENTAL_OUTPUT, RESULT_FORMAT, NATIVE_PROMPT, MESSAGES,
+    RESPONSE_FORMAT, PROMPT_TEMPLATE, OUTPUT_FORMAT, OUTPUT_RETRY_NUM, DIMENSION, BATCH_SIZE,
+    BATCH_MAX_TOKENS, BATCH_LINGER, REQUESTS_PER_MINUTE, TOKENS_PER_MINUTE, CACHE,
+    CACHE_MAX_ENTRIES, TOP_K, REPETITION_PENALTY, ENABLE_SEARCH, STREAM, STREAM_IDLE_TIMEOUT,
+    TOOLS, DOCUMENTS, DOCUMENT_COLUMN, INCREMENTAL_OUTPUT, RESULT_FORMAT, NATIVE_PROMPT, MESSAGES,
 )
 _BY_KEY = {key: option for option in OPTIONS for key in (option.key, *option.aliases)}
 

@@ -2,7 +2,10 @@
 
 Registered under the operator's metric group as ``flink_ml_predict.<model>.<name>``: counters
 requests, failures, retries, rows-skipped, rows-truncated, rows-failed, rows-dropped, tokens-in,
-tokens-out; gauge in-flight; distribution latency-ms.
+tokens-out, throttled (429 answers), cooldown-ms (time requests waited for the shared cooldown after
+a 429 and the pacing that follows it), limit-wait-ms (time requests waited for
+requests-per-minute / tokens-per-minute), cache-hits (rows answered by the cache or by an identical
+request in flight); gauge in-flight; distribution latency-ms.
 
 PyFlink's metrics are Beam metrics, and Beam drops an update made on a thread that is not
 processing a bundle (it finds the metrics container through a thread-local). An async function's
@@ -16,7 +19,8 @@ import threading
 from typing import Any
 
 COUNTERS = ("requests", "failures", "retries", "rows-skipped", "rows-truncated", "rows-failed",
-            "rows-dropped", "tokens-in", "tokens-out")
+            "rows-dropped", "tokens-in", "tokens-out", "throttled", "cooldown-ms", "limit-wait-ms",
+            "cache-hits")
 
 
 class Metrics:

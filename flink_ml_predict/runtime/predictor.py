@@ -2,11 +2,11 @@
 
 Order per row: the row's documents (document-column; null: skipped) -> the text from the other
 INPUT values (prompt template or fixed form; all null: skipped) -> token limits (context
-overflow, embeddings max-tokens) -> retry (tenacity) -> request (client) -> a structured answer
-validated (re-asked when it does not fit) -> rows. Failures
-follow the model's strategy: FAILOVER raises (the Flink job fails), IGNORE emits the row's error
-in the metadata columns, or drops the row with a warning and a metric when there are none.
-Nothing is lost silently.
+overflow, embeddings max-tokens) -> the call pipeline (:mod:`.pipeline`: cache, embedding
+batches, retries, shared cooldown and limits, client) -> a structured answer validated (re-asked
+when it does not fit) -> rows. Failures follow the model's strategy: FAILOVER raises (the Flink
+job fails), IGNORE emits the row's error in the metadata columns, or drops the row with a warning
+and a metric when there are none. Nothing is lost silently.
 """
 
 from __future__ import annotations
@@ -15,42 +15,31 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from ..columns import Role
 from ..documents import Documents
-from ..errors import (
-    AnswerFormatError,
-    ModelCallError,
-    PermanentModelCallError,
-    RetryableModelCallError,
-)
+from ..errors import AnswerFormatError, ModelCallError, PermanentModelCallError
 from ..model import CallSettings, ModelSpec
 from ..options import OutputFormat, Strategy, Task
 from ..structured import InvalidAnswer
-from .client import AsyncModelClient
 from .metrics import Metrics
+from .pipeline import CallPipeline
+from .pipeline import SampledLog as _Sampled
 from .responses import ChatAnswer, Usage
-from .retry import RetryPolicy
 
 _LOGGER = logging.getLogger(__name__)
-_T = TypeVar("_T")
 
 __all__ = ["CallSettings", "Predictor"]
 
 
-class _Sampled:
-    """Logs the first occurrences of a per-row event, then one line per thousand."""
-
-    def __init__(self, first: int = 20, every: int = 1000) -> None:
-        self._count = 0
-        self._first = first
-        self._every = every
-
-    def warning(self, message: str, *args: Any) -> None:
-        self._count += 1
-        if self._count <= self._first or self._count % self._every == 0:
-            _LOGGER.warning(message + " [occurrence %d]", *args, self._count)
+def _unshared(usage: Usage, shared: bool) -> Usage:
+    """A row answered by another row's request (cache, shared call) spent no tokens of its own:
+    its usage columns are 0, so summing them gives what the service counted."""
+    if not shared:
+        return usage
+    return Usage(*(None if v is None else 0
+                   for v in (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens)))
 
 
 def _usage_cells(usage: Usage) -> dict[Role, Any]:
@@ -73,12 +62,7 @@ class Predictor:
         self._spec = spec
         self._settings = settings
         self._metrics = metrics or Metrics()
-        self._sleep = sleep
-        self._client: AsyncModelClient | None = None
-        failure = spec.failure
-        self._policy = RetryPolicy(max_retries=failure.max_retries,
-                                   initial_backoff=failure.initial_backoff,
-                                   max_backoff=failure.max_backoff)
+        self._pipeline = CallPipeline(spec, settings, metrics=self._metrics, sleep=sleep)
         self._counter: Any = None
         self._prompt = spec.prompt
         self._chat = spec.chat
@@ -93,6 +77,11 @@ class Predictor:
     def metrics(self) -> Metrics:
         """The counters of this predictor."""
         return self._metrics
+
+    @property
+    def pipeline(self) -> CallPipeline:
+        """Where the requests go: cache, batches, retries, cooldown and limits, client."""
+        return self._pipeline
 
     def _system_messages(self) -> list[dict[str, Any]]:
         chat = self._chat
@@ -134,51 +123,6 @@ class Predictor:
             text = self._tokens().truncate_tail(text, embedding.max_input_tokens)
         return text
 
-    # --- calls --------------------------------------------------------------------------------
-
-    def _get_client(self) -> AsyncModelClient:
-        if self._client is None:
-            self._client = AsyncModelClient(self._spec,
-                                            max_connections=self._settings.max_concurrent)
-        return self._client
-
-    async def _attempt(self, send: Callable[[AsyncModelClient, float], Awaitable[_T]],
-                       deadline: float) -> _T:
-        client = self._get_client()
-        remaining = max(deadline - time.monotonic(), 0.001)
-        timeout = min(self._spec.connection.request_timeout, remaining)
-        self._metrics.inc("requests")
-        started = time.monotonic()
-        self._metrics.in_flight += 1
-        try:
-            # The whole attempt (connecting and queueing included) ends with the row's budget.
-            return await asyncio.wait_for(send(client, timeout), remaining)
-        except asyncio.TimeoutError:
-            self._metrics.inc("failures")
-            raise RetryableModelCallError("request timed out") from None
-        except ModelCallError:
-            self._metrics.inc("failures")
-            raise
-        finally:
-            self._metrics.in_flight -= 1
-            self._metrics.observe_latency(time.monotonic() - started)
-
-    async def _call(self, send: Callable[[AsyncModelClient, float], Awaitable[_T]],
-                    deadline: float) -> _T:
-        """One request with its retries, all inside the row's budget."""
-        retrying = self._policy.to_retrying(budget=max(deadline - time.monotonic(), 0.0),
-                                            sleep=self._sleep, on_retry=self._on_retry)
-        async for attempt in retrying:
-            with attempt:
-                return await self._attempt(send, deadline)
-        raise AssertionError("unreachable: tenacity reraises the last error")
-
-    def _on_retry(self, state: Any) -> None:
-        self._metrics.inc("retries")
-        exc = state.outcome.exception() if state.outcome is not None else None
-        self._log_retry.warning("model %s: attempt %d failed (%s); retrying in %.2fs",
-                                self._spec.name, state.attempt_number, exc, state.upcoming_sleep)
-
     async def _chat_rows(self, text: str, deadline: float,
                          documents: Documents | None = None) -> list[tuple[Any, ...]]:
         # Seed 004's order: the system prompt, the documents' system messages, the user message.
@@ -189,13 +133,13 @@ class Predictor:
         assert chat is not None
         re_asks = self._spec.failure.output_retries
         while True:
-            answer: ChatAnswer = await self._call(_chat_request(messages), deadline)
-            self._count_tokens(answer.usage)
+            answer, shared = await self._pipeline.chat(messages, deadline)
             if chat.structured is None:
-                return self._answer_rows([[c.content] for c in answer.choices], answer)
+                return self._answer_rows([[c.content] for c in answer.choices], answer, shared)
             try:
                 values = [chat.structured.parse(c.content) for c in answer.choices]
             except InvalidAnswer as invalid:
+                self._pipeline.forget_chat(messages)  # an unusable answer is not kept
                 if re_asks <= 0 or time.monotonic() >= deadline:
                     raise AnswerFormatError(invalid.describe()) from None
                 re_asks -= 1
@@ -205,22 +149,18 @@ class Predictor:
                 messages = [*messages[:asked], {"role": "assistant", "content": invalid.raw},
                             {"role": "user", "content": _repair_request(invalid)}]
                 continue
-            return self._answer_rows(values, answer)
+            return self._answer_rows(values, answer, shared)
 
-    def _answer_rows(self, values: list[list[Any]], answer: ChatAnswer) -> list[tuple[Any, ...]]:
-        usage = _usage_cells(answer.usage)
+    def _answer_rows(self, values: list[list[Any]], answer: ChatAnswer,
+                     shared: bool) -> list[tuple[Any, ...]]:
+        usage = _usage_cells(_unshared(answer.usage, shared))
         return [self._spec.outputs.cells(value, {**usage, Role.FINISH_REASON: c.finish_reason,
                                                  Role.TOOL_CALLS: c.tool_calls})
                 for value, c in zip(values, answer.choices, strict=True)]
 
     async def _embedding_rows(self, text: str, deadline: float) -> list[tuple[Any, ...]]:
-        answer = await self._call(lambda client, timeout: client.embed([text], timeout), deadline)
-        self._count_tokens(answer.usage)
-        return [self._spec.outputs.cells([answer.vectors[0]], _usage_cells(answer.usage))]
-
-    def _count_tokens(self, usage: Usage) -> None:
-        self._metrics.inc("tokens-in", usage.prompt_tokens or 0)
-        self._metrics.inc("tokens-out", usage.completion_tokens or 0)
+        vector, usage, shared = await self._pipeline.embed(text, deadline)
+        return [self._spec.outputs.cells([vector], _usage_cells(_unshared(usage, shared)))]
 
     # --- output -------------------------------------------------------------------------------
 
@@ -280,15 +220,8 @@ class Predictor:
         return []
 
     async def aclose(self) -> None:
-        """Closes the HTTP client."""
-        if self._client is not None:
-            client, self._client = self._client, None
-            await client.aclose()
-
-
-def _chat_request(messages: list[dict[str, Any]]
-                  ) -> Callable[[AsyncModelClient, float], Awaitable[ChatAnswer]]:
-    return lambda client, timeout: client.chat(messages, timeout)
+        """Cancels what is still in flight and closes the HTTP client."""
+        await self._pipeline.aclose()
 
 
 def _repair_request(invalid: InvalidAnswer) -> str:

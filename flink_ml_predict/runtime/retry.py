@@ -2,8 +2,10 @@
 
 Built from tenacity primitives in one factory. Retries only what can succeed later
 (:class:`~flink_ml_predict.errors.RetryableModelCallError`), honours a server's Retry-After /
-retry-after-ms, otherwise backs off exponentially with full jitter, and never starts a wait that
-would end after the row's time budget (which sits inside Flink's operator timeout).
+retry-after-ms, otherwise backs off exponentially with full jitter, never waits less than half of
+the initial backoff after a failure, and never starts a wait that would end after the row's time
+budget (which sits inside Flink's operator timeout). The model's shared cooldown after a 429
+(:mod:`.pacing`) comes on top: it holds every request of the model, retries included.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ class RetryPolicy:
 
     Attributes:
         max_retries: retries after the first attempt (0 = one attempt only).
-        initial_backoff: first backoff in seconds; doubles per retry, full jitter.
+        initial_backoff: first backoff in seconds; doubles per retry, full jitter; no wait is
+            shorter than half of it (a server's Retry-After of 0 included).
         max_backoff: upper bound of a backoff chosen by us (not of a server's Retry-After).
     """
 
@@ -63,12 +66,14 @@ class RetryPolicy:
             on_retry: called before each wait (metrics, logging).
         """
         backoff = wait_random_exponential(multiplier=self.initial_backoff, max=self.max_backoff)
+        floor = self.initial_backoff / 2
 
         def wait(state: RetryCallState) -> float:
             outcome = state.outcome
             exc = outcome.exception() if outcome is not None else None
             directed = getattr(exc, "retry_after", None)
-            return float(directed) if directed is not None else float(backoff(state))
+            chosen = float(directed) if directed is not None else float(backoff(state))
+            return max(chosen, floor)
 
         def before_sleep(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome is not None else None

@@ -125,9 +125,9 @@ def test_embeddings_through_base_url_and_output_type(t_env, server) -> None:
         assert vector == pytest.approx(embedding_vector(text, 4), abs=1e-6)
     assert server.wait_idle()
     bodies = [r.body for r in server.completed_requests("/embeddings")]
-    assert len(bodies) == 5
+    assert sorted(text for b in bodies for text in b["input"]) == sorted(r[1] for r in rows)
     assert all(b["model"] == "text-embedding-v4" and b["dimensions"] == 4
-               and b["encoding_format"] == "float" and len(b["input"]) == 1 for b in bodies)
+               and b["encoding_format"] == "float" and len(b["input"]) <= 10 for b in bodies)
 
 
 def test_embeddings_max_tokens_truncates_each_row(t_env, server) -> None:

@@ -33,6 +33,12 @@ Modules, one concern each:
   otherwise), ``json_object`` with the schema read from the system message, the formats received
   (``server.structured.received``) and scripted wrong answers per row
   (``server.structured.script(key, [WrongAnswer.missing("label"), None])``).
+* ``ratelimit.py`` -- :class:`~tests.fakes.ratelimit.RequestRateLimit`: an RPM-limited mode
+  (token bucket or fixed window) answering 429 with ``Retry-After``, ``retry-after-ms`` or no
+  header; a fault source, installed first.
+* ``batch_faults.py`` -- faults of whole embeddings batches decided on the body:
+  :class:`~tests.fakes.batch_faults.RejectMarkedInputs` (400 for a batch with a marked input, as
+  DashScope rejects a batch for one bad input) and ``FailFirstRequests``.
 * ``openai_server.py`` -- :class:`~tests.fakes.openai_server.FaultInjectingServer`, what
   ``tests/conftest.py``'s ``server`` fixture gives: the routes, the fault sources, helpers to read
   the log (``fault_counts``, ``requests_for``, ``attempts``); ``python -m
@@ -48,9 +54,9 @@ Where the next pieces plug in (add a module; do not grow these):
   ``exchange.pause(s)`` / ``wait_for_disconnect()``, ``cut()``, ``end_events()``; register a new
   fault kind in ``faults.APPLIERS`` (``kind -> applier(exchange, fault, answer)``) and
   ``Fault(kind)`` accepts it.
-* An RPM-limited 429 mode: a callable ``RecordedRequest -> Fault | None`` inserted at the front
-  of ``FaultInjectingServer.fault_sources`` (returning ``Fault.status_code(429, retry_after=...)``
-  over the limit).
+* A fault decided on the request (a rate limit, a batch's inputs): a callable
+  ``RecordedRequest -> Fault | None`` inserted at the front of
+  ``FaultInjectingServer.fault_sources`` (as ``ratelimit.py`` and ``batch_faults.py`` do).
 * Another way of answering chat requests: a ``responder(body) -> str | list[str]`` (the
   server's ``responder`` argument or attribute; ``structured.py`` is the default one).
 """

@@ -7,6 +7,7 @@ import contextlib
 import json
 import socket
 import struct
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ class RecordedRequest:
     ended: float | None = None
     status: int | None = None
     outcome: str = "ok"
+    answered: float | None = None  # when the answer's first byte was about to be written
 
 
 class ConnectionCut(Exception):
@@ -88,6 +90,8 @@ class Exchange:
         handler = self._handler
         handler.server.owner.tracker.answering()
         self.answer_started, self.status = True, status
+        # Before any byte goes: a client cannot have seen the answer earlier than this.
+        self.record.answered = time.monotonic()
         handler.send_response(status)
         for name, value in {"Content-Type": content_type, "x-fake-server": "tests.fakes",
                             "x-request-id": self.request_id, **(headers or {})}.items():

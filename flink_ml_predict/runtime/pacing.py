@@ -1,0 +1,407 @@
+"""Client-side limits and the shared cooldown of one model function in one worker.
+
+A :class:`Pacer` stands in front of every request of one model function (one per parallel
+instance of the ML_PREDICT operator, shared by all its rows in flight), retries included:
+
+* **Shared cooldown.** A 429 starts a cooldown that every request of the model waits out, not
+  only the row that got it: the server's ``retry-after-ms`` / ``Retry-After``, or without one
+  ``retry-initial-backoff`` doubling per throttled round (at most ``retry-max-backoff``).
+* **Gradual release.** When the cooldown ends one request goes first (the probe) and the others
+  wait for its answer, or for a second: a limiter refuses at once, so a probe not refused by then
+  got through (a slow model must not hold the others). Then they start one at a time at an
+  adapted interval. After a round sent unpaced it is the pace the service admitted (the round's
+  successes over the longer of the round, at most the last minute or so, and the cooldown); after
+  a paced round, the mean of the round's first and last intervals (longer than the one that met
+  the 429: each success shortens the interval by 1/64, so the pacing fades out, below 1 ms it
+  stops, once the limit has passed). Neither grows without end when 429s come at random rather
+  than from a rate, as a multiplicative slowdown per 429 would, or a pace measured in successes
+  per second when other failures, slow answers or few rows thin them out. When the round admitted
+  nothing (the first requests were throttled) there is no pace to go by: the interval starts at
+  the cooldown, at most one second, and halves with each success (a ramp up, as DashScope asks
+  for after throttling).
+  A 429 of a request sent before the cooldown began (one already in flight) may extend the
+  cooldown but starts no new round.
+* **Limits.** ``requests-per-minute`` and ``tokens-per-minute``: :class:`aiolimiter.AsyncLimiter`
+  leaky buckets that hold one second's share (the per-minute limit / 60, at least one request), so
+  requests are spread over each second as the providers enforce them (DashScope: RPS = RPM / 60,
+  TPS = TPM / 60; OpenAI enforces per-minute limits over shorter periods too).
+
+Every wait is bounded by the row's deadline (its time budget inside Flink's operator timeout): a
+cooldown or pacing slot that ends after it raises :class:`OutOfBudget` at once, a limiter wait when
+the deadline comes, and the row follows its strategy with that error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiolimiter import AsyncLimiter
+
+from .metrics import Metrics
+
+_LOGGER = logging.getLogger(__name__)
+
+ADAPT_SPEEDUP = 1 / 64
+"""Fraction by which each success shortens the adapted interval."""
+MIN_INTERVAL_S = 0.001
+"""An adapted interval below this is dropped: the requests go unpaced again."""
+PROBE_PATIENCE_S = 1.0
+"""How long the others wait for the probe's answer before they follow anyway."""
+RAMP_START_S = 1.0
+"""Longest first interval of a ramp up (after a round that admitted nothing)."""
+RATE_WINDOW_S = 60.0
+"""A round longer than this measures its pace over about its last half (a recent pace)."""
+
+
+class OutOfBudget(Exception):
+    """A wait for the cooldown or a limit cannot end inside the row's time budget.
+
+    Not a :class:`~flink_ml_predict.errors.ModelCallError`: it is never retried; the caller turns
+    it into the row's error (keeping the last HTTP error of the row, if any).
+    """
+
+    def __init__(self, waiting_for: str) -> None:
+        super().__init__(waiting_for)
+        self.waiting_for = waiting_for
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """A request's permission to go: the cooldown round it was sent in, and whether it is the
+    probe of that round."""
+
+    epoch: int
+    probe: bool = False
+
+
+class _Lane:
+    """Requests take paced slots one at a time, in the order they came: each slot is computed when
+    its turn comes, with the interval in force then (it shrinks as answers arrive)."""
+
+    def __init__(self) -> None:
+        self._queue: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    async def enter(self, timeout: float) -> asyncio.Future[None] | None:
+        """Waits for this request's turn; None when ``timeout`` seconds pass first."""
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append(turn)
+        if len(self._queue) == 1:
+            turn.set_result(None)
+        try:
+            # Shielded: a timeout must not cancel the turn, which may have come meanwhile.
+            await asyncio.wait_for(asyncio.shield(turn), max(timeout, 0.0))
+        except asyncio.TimeoutError:
+            self.leave(turn)
+            return None
+        except asyncio.CancelledError:
+            self.leave(turn)
+            raise
+        return turn
+
+    def leave(self, turn: asyncio.Future[None]) -> None:
+        """Gives up a turn (taken or not); the next request in line gets its turn."""
+        first = bool(self._queue) and self._queue[0] is turn
+        self._queue.remove(turn)
+        if first and self._queue and not self._queue[0].done():
+            self._queue[0].set_result(None)
+
+
+def per_second_limiter(per_minute: int | None) -> AsyncLimiter | None:
+    """A leaky bucket holding one second's share of a per-minute limit (at least 1)."""
+    if per_minute is None:
+        return None
+    capacity = max(1.0, per_minute / 60.0)
+    return AsyncLimiter(capacity, capacity * 60.0 / per_minute)
+
+
+class Pacer:
+    """The shared cooldown, the pacing after it, and the per-minute limits of one model function.
+
+    Create it on the event loop that uses it (one per worker and model function).
+
+    Args:
+        requests_per_minute: the 'requests-per-minute' limit (None: none).
+        tokens_per_minute: the 'tokens-per-minute' limit of estimated tokens (None: none).
+        initial_backoff: the cooldown after a 429 without Retry-After, doubling per round.
+        max_backoff: the longest such cooldown.
+        metrics: counts throttled, cooldown-ms and limit-wait-ms.
+        clock: monotonic seconds (tests inject a virtual clock).
+        sleep: the coroutine used to wait (tests inject a recorder).
+        name: the model's name, for log lines.
+
+    Example:
+        >>> pacer = Pacer(requests_per_minute=600)
+        >>> async def call():
+        ...     ticket = await pacer.acquire(deadline=time.monotonic() + 10)
+        ...     pacer.settle(ticket, ok=True)
+        >>> asyncio.run(call())
+    """
+
+    def __init__(self, *, requests_per_minute: int | None = None,
+                 tokens_per_minute: int | None = None, initial_backoff: float = 0.5,
+                 max_backoff: float = 8.0, metrics: Metrics | None = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+                 name: str = "model") -> None:
+        self._requests = per_second_limiter(requests_per_minute)
+        self._tokens = per_second_limiter(tokens_per_minute)
+        self._initial = initial_backoff
+        self._max = max_backoff
+        self._metrics = metrics or Metrics()
+        self._clock = clock
+        self._sleep = sleep
+        self._name = name
+        self._until = 0.0  # end of the cooldown
+        self._epoch = 0  # the round: +1 at each cooldown
+        self._strikes = 0  # rounds ended by a 429 since the last success
+        self._needs_probe = False
+        self._probe: asyncio.Future[None] | None = None  # the unanswered probe of the round
+        self._probe_epoch = -1
+        self._probe_sent = 0.0
+        self._interval = 0.0  # adapted spacing of request starts (0: not paced)
+        self._next_start = 0.0
+        self._lane = _Lane()
+        self._round_start: float | None = None
+        self._round_ok = 0  # successes of requests sent in this round
+        self._round_interval = 0.0  # the interval the round began with
+        self._closed_ok = 0  # ... in the round the last 429 ended
+        self._closed_span = 0.0
+        self._closed_paced = False
+        self._closed_pace = 0.0
+        self._ramping = False
+        self._rounds = 0
+
+    # --- state, for metrics and tests ---------------------------------------------------------
+
+    @property
+    def cooldown_until(self) -> float:
+        """When the current cooldown ends (clock seconds; in the past when there is none)."""
+        return self._until
+
+    @property
+    def interval(self) -> float:
+        """The adapted spacing of request starts in seconds (0: not paced)."""
+        return self._interval
+
+    @property
+    def epoch(self) -> int:
+        """How many cooldowns have begun."""
+        return self._epoch
+
+    # --- before a request ---------------------------------------------------------------------
+
+    async def acquire(self, deadline: float, tokens: int = 0, not_before: float = 0.0) -> Ticket:
+        """Waits until the request may go; returns its ticket for :meth:`settle`.
+
+        Args:
+            deadline: clock time by which the row must be done.
+            tokens: the request's estimated tokens (for 'tokens-per-minute').
+            not_before: clock time until which the caller has already waited (a retry's own
+                backoff), so a cooldown that ended meanwhile is not waited for again.
+
+        Raises:
+            OutOfBudget: the cooldown, pacing or a limit would hold the request past ``deadline``.
+        """
+        while True:
+            if self._until or self._needs_probe or self._probe is not None or self._interval:
+                ticket = await self._turn(deadline, not_before)
+            else:
+                ticket = self._sent(self._clock())
+            if self._requests is None and self._tokens is None:
+                return ticket
+            await self._limits(tokens, deadline)
+            if ticket.epoch == self._epoch:
+                return ticket
+            # A cooldown began while this request waited for a limit: wait for it like the rest.
+
+    async def _turn(self, deadline: float, not_before: float) -> Ticket:
+        while True:
+            now = max(self._clock(), not_before)
+            if now < self._until:
+                if self._until > deadline:
+                    raise OutOfBudget("the model's cooldown after a 429")
+                self._waited(self._until - now)
+                not_before = self._until
+                await self._sleep(self._until - now)
+                continue
+            if self._probe is not None:
+                await self._await_probe(deadline)
+                continue
+            if self._needs_probe:
+                self._needs_probe = False
+                self._probe = asyncio.get_running_loop().create_future()
+                self._probe_epoch, self._probe_sent = self._epoch, now
+                self._round_start = now
+                return self._sent(now, probe=True)
+            if self._interval:
+                epoch = self._epoch
+                not_before = now = await self._next_slot(deadline, not_before)
+                if epoch != self._epoch:
+                    continue  # a new cooldown began meanwhile
+            return self._sent(now)
+
+    def _sent(self, now: float, probe: bool = False) -> Ticket:
+        """A request of the current round goes."""
+        if self._round_start is None:
+            self._round_start = now
+        return Ticket(self._epoch, probe)
+
+    async def _next_slot(self, deadline: float, not_before: float) -> float:
+        """Waits for this request's paced slot; returns its time."""
+        what = "its turn among the requests paced after a 429"
+        started = self._clock()
+        turn = await self._lane.enter(deadline - started)
+        try:
+            if turn is None:
+                raise OutOfBudget(what)
+            now = max(self._clock(), not_before)
+            slot = max(now, self._next_start)
+            if slot > deadline:
+                raise OutOfBudget(what)
+            if slot > now:
+                await self._sleep(slot - now)
+            self._next_start = slot + self._interval
+            return slot
+        finally:
+            if turn is not None:
+                self._lane.leave(turn)
+            self._waited(max(self._clock(), not_before) - started)
+
+    async def _await_probe(self, deadline: float) -> None:
+        probe = self._probe
+        assert probe is not None
+        what = "the answer of the first request after the model's cooldown"
+        started = self._clock()
+        remaining = deadline - started
+        patience = max(self._probe_sent + PROBE_PATIENCE_S - started, 0.0)
+        if remaining <= 0:
+            raise OutOfBudget(what)
+        try:
+            await asyncio.wait_for(asyncio.shield(probe), min(remaining, patience))
+        except asyncio.TimeoutError:
+            if remaining <= patience:
+                raise OutOfBudget(what) from None
+            if self._probe is probe:  # not refused at once: it got through the service's limiter
+                self._open()
+        finally:
+            self._waited(self._clock() - started)
+
+    def _open(self) -> None:
+        """The probe got through: the others follow at the adapted interval."""
+        probe, self._probe = self._probe, None
+        self._interval = self._round_interval = self._adapted_interval()
+        self._next_start = self._probe_sent + self._interval  # the probe took the first slot
+        if probe is not None and not probe.done():
+            probe.set_result(None)
+
+    async def _limits(self, tokens: int, deadline: float) -> None:
+        if self._requests is not None:
+            await self._take(self._requests, 1.0, deadline, "the requests-per-minute limit")
+        if self._tokens is not None and tokens > 0:
+            remaining = float(tokens)
+            while remaining > 0:  # a request above one second's share takes several seconds'
+                chunk = min(remaining, self._tokens.max_rate)
+                await self._take(self._tokens, chunk, deadline, "the tokens-per-minute limit")
+                remaining -= chunk
+
+    async def _take(self, limiter: AsyncLimiter, amount: float, deadline: float,
+                    what: str) -> None:
+        if limiter.has_capacity(amount):
+            await limiter.acquire(amount)  # returns at once
+            return
+        started = self._clock()
+        remaining = deadline - started
+        if remaining <= 0:
+            raise OutOfBudget(what)
+        try:
+            await asyncio.wait_for(limiter.acquire(amount), remaining)
+        except asyncio.TimeoutError:
+            raise OutOfBudget(what) from None
+        finally:
+            self._metrics.inc("limit-wait-ms", int((self._clock() - started) * 1000))
+
+    def _waited(self, seconds: float) -> None:
+        self._metrics.inc("cooldown-ms", int(seconds * 1000))
+
+    # --- after a request ----------------------------------------------------------------------
+
+    def settle(self, ticket: Ticket, *, ok: bool = False, throttled: bool = False,
+               retry_after: float | None = None) -> None:
+        """Records a request's outcome: a success, a 429 (``throttled``, with the server's
+        delay), or neither (another failure, or the request was cancelled)."""
+        now = self._clock()
+        unanswered_probe = (ticket.probe and self._probe is not None
+                            and ticket.epoch == self._probe_epoch)
+        if throttled:
+            self._throttled(ticket, retry_after, now)
+        elif ok:
+            self._succeeded(ticket, now)
+        if unanswered_probe:
+            if ok:
+                self._open()
+                return
+            probe, self._probe = self._probe, None
+            if not throttled:
+                self._needs_probe = True  # no verdict: the next request probes
+            assert probe is not None
+            probe.set_result(None)
+
+    def _throttled(self, ticket: Ticket, retry_after: float | None, now: float) -> None:
+        self._metrics.inc("throttled")
+        if ticket.epoch != self._epoch:  # sent before the current cooldown began
+            if retry_after is not None:
+                self._until = max(self._until, now + retry_after)
+            return
+        delay = retry_after if retry_after is not None else min(
+            self._max, self._initial * 2 ** self._strikes)
+        self._strikes += 1
+        if not ticket.probe:
+            # A round that sent requests ends and tells the pace. (A probe throttled alone says
+            # the cooldown was too short, nothing about the pace.)
+            start = self._round_start if self._round_start is not None else now
+            self._closed_paced = self._interval > 0
+            self._closed_pace = (self._round_interval + self._interval) / 2
+            self._closed_span = max(now - start, delay)
+            self._closed_ok = self._round_ok
+        self._round_ok = 0
+        self._round_start = None
+        self._epoch += 1
+        self._until = max(self._until, now + delay)
+        self._needs_probe = True
+        self._rounds += 1
+        if self._rounds <= 10 or self._rounds % 100 == 0:
+            _LOGGER.info("model %s: 429 (cooldown %d); every request of the model waits %.2fs, "
+                         "then one request probes and the rest follow paced", self._name,
+                         self._rounds, delay)
+
+    def _succeeded(self, ticket: Ticket, now: float) -> None:
+        self._strikes = 0
+        if ticket.epoch == self._epoch:
+            self._round_ok += 1
+            start = self._round_start
+            if start is not None and now - start > RATE_WINDOW_S:  # keep the pace recent
+                self._round_ok = round(self._round_ok * RATE_WINDOW_S / 2 / (now - start))
+                self._round_start = now - RATE_WINDOW_S / 2
+        elif ticket.epoch == self._epoch - 1:
+            self._closed_ok += 1  # answers of the round that ended are still arriving
+        if not ticket.probe and self._interval and ticket.epoch == self._epoch:
+            self._interval *= 0.5 if self._ramping else 1 - ADAPT_SPEEDUP
+            if self._interval < MIN_INTERVAL_S:
+                self._interval = 0.0
+
+    def _adapted_interval(self) -> float:
+        """Spacing after a cooldown, from the round that the 429 ended."""
+        self._ramping = not self._closed_paced and self._closed_ok == 0
+        if self._closed_paced:
+            interval = self._closed_pace
+        elif self._ramping:
+            interval = min(self._closed_span, RAMP_START_S)
+        else:
+            interval = self._closed_span / self._closed_ok
+        return interval if interval >= MIN_INTERVAL_S else 0.0
