@@ -44,6 +44,15 @@ def _stat(pid: int) -> tuple[str, int, str] | None:
     return head.partition("(")[2], int(fields[1]), fields[19]
 
 
+def _program(pid: int, comm: str) -> str:
+    """The name of the program `pid` runs. A script started through its ``#!`` line has the
+    script's name as ``comm`` (``pyflink-udf-run``), so the executable's name is asked first."""
+    try:
+        return os.path.basename(os.readlink(f"/proc/{pid}/exe"))
+    except OSError:
+        return comm
+
+
 def owner_of(pid: int) -> int | None:
     """The nearest ancestor of `pid` that is not a shell or ``tee`` (the TaskManager's JVM for a
     worker started by ``pyflink-udf-runner.sh``), or None when there is none."""
@@ -53,7 +62,7 @@ def owner_of(pid: int) -> int | None:
         if parent <= 1:
             return None
         stat = _stat(parent)
-        if stat is not None and stat[0] not in _WRAPPERS:
+        if stat is not None and _program(parent, stat[0]) not in _WRAPPERS:
             return parent
     return None
 
@@ -78,12 +87,14 @@ def watch(pid: int, on_gone: Callable[[], None], interval: float = 0.5) -> threa
 
 
 def _exit_orphan(owner: int) -> None:
-    _LOGGER.error("the TaskManager (pid %d) of this Python worker is gone; the worker exits", owner)
-    for handler in logging.getLogger().handlers:
-        try:
-            handler.flush()
-        except Exception:  # noqa: BLE001 - the log channel may be the broken one
-            pass
+    # No logging here: the deadlock this ends holds the lock of Beam's log handler, and a log
+    # call would wait for it forever. stderr goes to the worker's boot log through tee.
+    message = (f"flink-ml-predict: the TaskManager (pid {owner}) of this Python worker is gone; "
+               "exiting\n")
+    try:
+        os.write(2, message.encode())
+    except OSError:
+        pass
     os._exit(1)
 
 
@@ -104,4 +115,5 @@ def start_if_process_worker() -> None:
         owner = owner_of(os.getpid())
         if owner is None:
             return
+        _LOGGER.info("watching the TaskManager (pid %d) of this Python worker", owner)
         _running.append(watch(owner, lambda: _exit_orphan(owner)))

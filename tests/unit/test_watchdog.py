@@ -12,11 +12,14 @@ from flink_ml_predict.runtime import watchdog
 from tests.conftest import wait_until
 
 
-def test_owner_skips_the_shell_and_tee_wrappers() -> None:
-    # python (this test) -> bash -> python: like java -> pyflink-udf-runner.sh -> beam_boot.
+def test_owner_skips_the_shell_and_tee_wrappers(tmp_path) -> None:
+    # python (this test) -> a #! bash script -> python: like java -> pyflink-udf-runner.sh ->
+    # beam_boot (a script started through its #! line has the script's name as its comm).
     code = "from flink_ml_predict.runtime.watchdog import owner_of; import os; print(owner_of(os.getpid()))"
-    out = subprocess.run(["bash", "-c", f"{sys.executable} -c '{code}' | tee /dev/null; true"],
-                         capture_output=True, text=True, check=True, timeout=60)
+    runner = tmp_path / "pyflink-udf-runner.sh"
+    runner.write_text(f"#!/usr/bin/env bash\n{sys.executable} -c '{code}' 2>&1 | tee /dev/null\n")
+    runner.chmod(0o755)
+    out = subprocess.run([str(runner)], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == str(os.getpid())
 
 
@@ -41,7 +44,11 @@ def test_an_orphaned_worker_process_exits_when_its_owner_is_killed(tmp_path) -> 
         owner = watchdog.owner_of(os.getpid())
         watchdog.watch(owner, lambda: watchdog._exit_orphan(owner), interval=0.05)
         open({str(tmp_path / 'pid')!r}, 'w').write(str(os.getpid()))
-        threading.Event().wait()  # a worker stuck for good, as Beam's shutdown can be
+        import logging
+        logging.basicConfig()
+        # Stuck for good as Beam's shutdown can be: holding the log handler's lock.
+        logging.getLogger().handlers[0].acquire()
+        threading.Event().wait()
     """)
     (tmp_path / "worker.py").write_text(worker)
     owner_code = (f"import subprocess, sys; subprocess.Popen(['bash', '-c', "
