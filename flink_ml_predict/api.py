@@ -6,8 +6,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from . import sqltext
+from .definition import build_spec
 from .errors import ModelDefinitionError
-from .model import Column, ModelSpec, build_spec, masked_options
+from .model import Column, ModelSpec, masked_options
 from .registry import ModelRegistry
 from .rewrite import apply_settings, rewrite
 from .runner import ScriptRunner

@@ -27,8 +27,9 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TextIO
 
 from . import sqltext
+from .definition import build_spec
 from .errors import ConfigurationError, PredictCallError, StatementError
-from .model import Column, build_spec, masked_options
+from .model import Column, masked_options
 from .registry import ModelRegistry, ScriptModels
 from .rewrite import Rewritten, apply_settings, call_settings, rewrite
 

@@ -29,9 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from . import sqltext
+from .definition import build_spec
 from .errors import ConfigurationError
 from .functions import make_udf
-from .model import CallSettings, Column, build_spec, masked_options
+from .model import CallSettings, Column, masked_options
 
 DEFAULT_MODULE = "flink_ml_predict_models"
 _PLAIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -11,8 +11,9 @@ import pytest
 from dashscope import get_tokenizer
 
 from flink_ml_predict import ModelCallError
+from flink_ml_predict.definition import build_spec
 from flink_ml_predict.demo_answers import embedding_vector, embeddings, estimate_tokens
-from flink_ml_predict.model import CallSettings, Column, build_spec
+from flink_ml_predict.model import CallSettings, Column
 from flink_ml_predict.runtime.batching import split_counts
 from flink_ml_predict.runtime.predictor import Predictor
 from tests.conftest import model_options

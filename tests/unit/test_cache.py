@@ -8,8 +8,9 @@ import time
 
 import pytest
 
+from flink_ml_predict.definition import build_spec
 from flink_ml_predict.demo_answers import embedding_vector
-from flink_ml_predict.model import CallSettings, Column, build_spec
+from flink_ml_predict.model import CallSettings, Column
 from flink_ml_predict.runtime.predictor import Predictor
 from tests.conftest import METADATA_COLUMNS, model_options
 from tests.fakes.batch_faults import embedding_inputs

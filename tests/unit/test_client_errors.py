@@ -16,12 +16,13 @@ import openai
 import pydantic
 import pytest
 
+from flink_ml_predict.definition import build_spec
 from flink_ml_predict.errors import (
     ModelCallError,
     PermanentModelCallError,
     RetryableModelCallError,
 )
-from flink_ml_predict.model import Column, build_spec
+from flink_ml_predict.model import Column
 from flink_ml_predict.runtime import client as client_module
 from flink_ml_predict.runtime import responses as responses_module
 from flink_ml_predict.runtime.client import AsyncModelClient, map_exception

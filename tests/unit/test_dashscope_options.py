@@ -7,8 +7,9 @@ from __future__ import annotations
 import pytest
 
 from flink_ml_predict import ModelDefinitionError
+from flink_ml_predict.definition import build_spec
 from flink_ml_predict.documents import Documents, parse_document, parse_documents_option
-from flink_ml_predict.model import Column, build_spec
+from flink_ml_predict.model import Column
 from flink_ml_predict.options import lookup
 from tests.conftest import TEST_KEY
 

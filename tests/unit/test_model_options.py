@@ -8,7 +8,8 @@ import pickle
 import pytest
 
 from flink_ml_predict import options as opts
-from flink_ml_predict.model import CallSettings, Column, Secret, build_spec, masked_options
+from flink_ml_predict.definition import build_spec
+from flink_ml_predict.model import CallSettings, Column, Secret, masked_options
 
 KEY = "sk-unit-0123456789abcdefghij"
 

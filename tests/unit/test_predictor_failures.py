@@ -10,7 +10,8 @@ import logging
 import pytest
 
 from flink_ml_predict import ModelCallError
-from flink_ml_predict.model import CallSettings, Column, build_spec
+from flink_ml_predict.definition import build_spec
+from flink_ml_predict.model import CallSettings, Column
 from flink_ml_predict.runtime.predictor import Predictor
 from tests.conftest import METADATA_COLUMNS, TEST_KEY, model_options
 from tests.fakes.openai_server import Fault

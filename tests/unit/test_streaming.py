@@ -13,8 +13,9 @@ import openai
 import pytest
 
 from flink_ml_predict import ModelCallError
+from flink_ml_predict.definition import build_spec
 from flink_ml_predict.errors import PermanentModelCallError, RetryableModelCallError
-from flink_ml_predict.model import CallSettings, Column, build_spec
+from flink_ml_predict.model import CallSettings, Column
 from flink_ml_predict.runtime.client import AsyncModelClient
 from flink_ml_predict.runtime.predictor import Predictor
 from flink_ml_predict.runtime.streaming import ChunkBody, StreamAssembler

@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from flink_ml_predict.model import CallSettings, Column, build_spec
+from flink_ml_predict.definition import build_spec
+from flink_ml_predict.model import CallSettings, Column
 from flink_ml_predict.runtime.predictor import Predictor
 from tests.conftest import METADATA_COLUMNS, model_options
 from tests.fakes.openai_server import Fault

@@ -9,7 +9,8 @@ import pytest
 
 from flink_ml_predict import ModelDefinitionError
 from flink_ml_predict import options as opts
-from flink_ml_predict.model import Column, Throughput, build_spec
+from flink_ml_predict.definition import build_spec
+from flink_ml_predict.model import Column, Throughput
 
 KEY = "sk-unit-0123456789abcdefghij"
 ENDPOINTS = {"openai": "https://api.openai.com/v1",
