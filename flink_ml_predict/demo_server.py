@@ -110,22 +110,11 @@ class _HTTPServer(socketserver.ThreadingTCPServer):
         _LOGGER.debug("demo server: error serving %s", client_address, exc_info=True)
 
 
-class DemoServer:
-    """The demo server, served by a daemon thread of this process; a context manager.
+class LocalUrls:
+    """The URLs of a server listening on ``host``:``port`` (also those of the tests' fakes)."""
 
-    Args:
-        host: the address to listen on.
-        port: the port (0: a free one, then see :attr:`port`).
-        api_key: the key requests must carry (None: any or none).
-    """
-
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, api_key: str | None = None
-                 ) -> None:
-        self.host = host
-        self._httpd = _HTTPServer((host, port), api_key)
-        self.port = int(self._httpd.server_address[1])
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,),
-                                        name=f"demo-server:{self.port}", daemon=True)
+    host: str
+    port: int
 
     @property
     def url(self) -> str:
@@ -141,6 +130,24 @@ class DemoServer:
     def dashscope_base_url(self) -> str:
         """The DashScope compatible-mode base URL (``.../compatible-mode/v1``)."""
         return self.url + "/compatible-mode/v1"
+
+
+class DemoServer(LocalUrls):
+    """The demo server, served by a daemon thread of this process; a context manager.
+
+    Args:
+        host: the address to listen on.
+        port: the port (0: a free one, then see :attr:`port`).
+        api_key: the key requests must carry (None: any or none).
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, api_key: str | None = None
+                 ) -> None:
+        self.host = host
+        self._httpd = _HTTPServer((host, port), api_key)
+        self.port = int(self._httpd.server_address[1])
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,),
+                                        name=f"demo-server:{self.port}", daemon=True)
 
     def start(self) -> DemoServer:
         """Serve in a daemon thread; returns ``self``."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from .environment import silence_environment_logging
 from .errors import ModelDefinitionError
 from .model import ModelSpec
 
@@ -63,9 +64,14 @@ class ModelRegistry:
 
     @classmethod
     def of(cls, t_env: Any) -> ModelRegistry:
-        """The registry attached to this TableEnvironment (created on first use)."""
+        """The registry attached to this TableEnvironment (created on first use).
+
+        First use also raises the levels of Flink's loggers that write a process's environment
+        (:func:`~.environment.silence_environment_logging`): a TableEnvironment the user created
+        runs in a JVM that may hold an API key in its environment."""
         registry = getattr(t_env, _ATTRIBUTE, None)
         if registry is None:
+            silence_environment_logging()
             registry = cls(t_env)
             setattr(t_env, _ATTRIBUTE, registry)
         return registry

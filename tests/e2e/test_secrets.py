@@ -121,6 +121,24 @@ def test_python_api_with_the_key_in_the_jvms_environment_leaves_no_key(tmp_path:
     _run_and_check_no_key_left([sys.executable, "-c", PYTHON_API_PROGRAM], tmp_path)
 
 
+USER_TABLE_ENVIRONMENT_PROGRAM = textwrap.dedent("""
+    from pathlib import Path
+
+    from pyflink.table import EnvironmentSettings, TableEnvironment
+
+    from flink_ml_predict import execute_script
+
+    # The user's own TableEnvironment: its JVM holds OPENAI_API_KEY in its environment.
+    t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
+    t_env.get_config().set("parallelism.default", "1")
+    execute_script(t_env, Path("job.sql").read_text())
+""")
+
+
+def test_a_users_own_table_environment_leaves_no_key(tmp_path: Path) -> None:
+    _run_and_check_no_key_left([sys.executable, "-c", USER_TABLE_ENVIRONMENT_PROGRAM], tmp_path)
+
+
 def test_echoed_authorization_header_is_scrubbed_from_metadata(t_env) -> None:
     key = canary_key()
     with EchoAuthServer() as server:

@@ -79,10 +79,10 @@ def test_identical_rows_share_one_request_with_the_cache(t_env, server) -> None:
 
 
 def test_requests_per_minute_keeps_a_job_clear_of_an_rpm_limited_server(t_env, server) -> None:
-    """A server admitting 600 requests a minute (10 a second), 'requests-per-minute' = 500 and 20
+    """A server admitting 600 requests a minute (10 a second), 'requests-per-minute' = 300 and 20
     rows in flight: every row answered, at most 2 refused (arrival jitter, see the unit test)."""
     limit = RequestRateLimit(600).install(server)
-    execute_script(t_env, model_ddl("m", server.base_url, requests_per_minute="500") + ";\n"
+    execute_script(t_env, model_ddl("m", server.base_url, requests_per_minute="300") + ";\n"
                    + sequence_source("src", 40))
     rows = collect(t_env, "SELECT id, txt, content FROM ML_PREDICT(TABLE src, MODEL m, "
                           "DESCRIPTOR(txt), MAP['max-concurrent-operations', '20'])")

@@ -24,6 +24,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
+from flink_ml_predict.demo_server import LocalUrls
 from tests.fakes.exchange import ConnectionCut, Exchange, RecordedRequest, Route, error_body
 from tests.fakes.gate import DEFAULT_HOLD_TIMEOUT, InFlight, ReleaseRule
 
@@ -91,7 +92,7 @@ class _HTTPServer(socketserver.ThreadingTCPServer):
         _LOGGER.debug("fake server: error while serving %s", client_address, exc_info=True)
 
 
-class FakeServer:
+class FakeServer(LocalUrls):
     """A real HTTP server for tests; a context manager. Routes come from :attr:`routes`.
 
     Args:
@@ -159,20 +160,6 @@ class FakeServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
-
-    @property
-    def url(self) -> str:
-        return f"http://{'127.0.0.1' if self.host in ('', '0.0.0.0') else self.host}:{self.port}"
-
-    @property
-    def base_url(self) -> str:
-        """OpenAI-style base URL (``.../v1``)."""
-        return self.url + "/v1"
-
-    @property
-    def dashscope_base_url(self) -> str:
-        """DashScope compatible-mode base URL (``.../compatible-mode/v1``)."""
-        return self.url + "/compatible-mode/v1"
 
     # ---- latency --------------------------------------------------------------------------------
 

@@ -75,7 +75,12 @@ def test_a_429_holds_every_request_of_the_model_until_its_retry_after(server, he
     assert rows == [[(f"row-{i}",)] for i in range(10)]
     assert server.wait_idle()
     throttled, *later = server.requests
-    assert throttled.status == 429 and len(later) == 10
+    # A loaded machine can see the client's pool close a connection under a request (httpcore:
+    # ReadError after the server answered): a connection error, retried like any; the server then
+    # sees one request more than there are rows. Row 0's 429 is the other retry.
+    extra = predictor.metrics.counts["retries"] - 1
+    assert throttled.status == 429 and len(later) == 10 + extra and extra <= 2, [
+        (r.status, r.outcome) for r in server.requests]
     assert min(r.started for r in later) >= throttled.answered + 1.0
     probe, *others = sorted(later, key=lambda r: r.started)
     assert all(r.started >= probe.answered for r in others)
@@ -147,18 +152,19 @@ def test_default_options_against_an_rpm_limited_server(server, shape, retry_afte
 
 
 def test_requests_per_minute_keeps_clear_of_an_rpm_limited_server(server) -> None:
-    """The same server (1200 a minute) and 'requests-per-minute' = 1000: the client never sends
-    faster than the server admits, so no request should be refused. The server measures arrivals,
-    the client paces its sends; a loaded machine can delay one send and not the next, bunching two
-    arrivals, hence 'at most 2' rather than 0 (0 in every run here)."""
-    rows, concurrency = 120, 32
+    """The same server (1200 a minute) and 'requests-per-minute' = 600: the client never sends
+    faster than the server admits, so no request should be refused. The server measures arrivals
+    on a thread of this process; a loaded machine can stall it and the client's pacing alike and
+    bunch arrivals (at 1000 a minute, 4 of 120 were refused once with three CPU hogs running),
+    hence half the server's rate and 'at most 2' rather than 0 (0 in every run here)."""
+    rows, concurrency = 80, 32
     limit = RequestRateLimit(1200).install(server)
-    predictor = make_predictor(server, concurrency=concurrency, requests_per_minute="1000")
+    predictor = make_predictor(server, concurrency=concurrency, requests_per_minute="600")
     texts = [f"row-{i}" for i in range(rows)]
     started = time.monotonic()
     assert run_rows(predictor, texts, concurrency) == [[(text,)] for text in texts]
-    # 1000 a minute with a second's share (16.7) at once: 120 requests need >= 6.2 s
-    assert time.monotonic() - started >= (rows - 1000 / 60) * 60 / 1000
+    # 600 a minute with a second's share (10) at once: 80 requests need >= 7 s
+    assert time.monotonic() - started >= (rows - 600 / 60) * 60 / 600
     assert server.wait_idle()
     assert limit.rejected <= 2
     assert limit.admitted == len(server.requests) - limit.rejected >= rows
