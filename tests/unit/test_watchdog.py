@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -63,7 +64,11 @@ def test_an_orphaned_worker_process_exits_when_its_owner_is_killed(tmp_path) -> 
     finally:
         owner.kill()
         owner.wait()
-    wait_until(lambda: _is_zombie(worker_pid), 10, "the orphaned worker to exit")
+    try:
+        wait_until(lambda: _is_zombie(worker_pid), 10, "the orphaned worker to exit")
+    finally:
+        if not _is_zombie(worker_pid):
+            os.kill(worker_pid, signal.SIGKILL)  # leave no process behind when it fails
 
 def _is_zombie(pid: int) -> bool:
     """True when `pid` has exited (gone, or a zombie its reaper has not collected yet)."""
