@@ -129,8 +129,7 @@ class TestSplitSeeds:
     )
     def test_seed_files_in_repository(self, name: str, embedded: str | None) -> None:
         path = Path(__file__).resolve().parents[2] / "sql" / name
-        if not path.exists():
-            pytest.skip(f"{path} is not present")
+        assert path.exists(), f"{path}: a seed script the repository ships is missing"
         script = path.read_text(encoding="utf-8")
         if embedded is not None:
             assert script == embedded
