@@ -1,0 +1,51 @@
+"""`flink-ml-predict run --jobmanager`: the Python functions run in the TaskManagers, so the job's
+summary is made of the figures the cluster's REST API reported while the job ran."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.cluster.conftest import StandaloneCluster
+from tests.conftest import TEST_KEY, model_ddl, run_cli
+from tests.fakes.openai_server import FaultInjectingServer
+
+pytestmark = pytest.mark.cluster
+
+ROWS = 60
+
+
+def test_summary_of_a_cluster_job_comes_from_the_rest_metrics(cluster: StandaloneCluster,
+                                                              tmp_path: Path) -> None:
+    # 20 rows a second, requests of 0.2 s, two at a time: the job runs for seconds, over several
+    # Python bundles (metrics reach Flink when a bundle ends; an input without pauses would make
+    # one bundle of the whole job) and metric fetches (every 500 ms here).
+    with FaultInjectingServer(api_key=TEST_KEY, latency=0.2) as server:
+        script = tmp_path / "progress.sql"
+        script.write_text(
+            model_ddl("m", server.base_url + "/chat/completions") + ";\n"
+            "CREATE TEMPORARY TABLE ids (id BIGINT) WITH ('connector' = 'datagen', "
+            "'fields.id.kind' = 'sequence', 'fields.id.start' = '1', "
+            f"'fields.id.end' = '{ROWS}', 'rows-per-second' = '20');\n"
+            "CREATE TEMPORARY VIEW src AS SELECT id, CONCAT('row ', CAST(id AS STRING)) AS txt "
+            "FROM ids;\n"
+            "CREATE TEMPORARY TABLE progress_sink (id BIGINT, content STRING) "
+            "WITH ('connector' = 'blackhole');\n"
+            "INSERT INTO progress_sink SELECT id, content FROM ML_PREDICT(TABLE src, MODEL m, "
+            "DESCRIPTOR(txt), MAP['max-concurrent-operations', '2']);\n", encoding="utf-8")
+        result = run_cli(["run", str(script), "--jobmanager", cluster.jobmanager, "-p", "1"])
+        assert server.wait_idle()
+        sent = len(server.completed_requests())
+    assert result.returncode == 0, result.stderr
+    assert sent == ROWS
+    header = re.search(r"^statement 5 \(line \d+\): job [0-9a-f]{32} finished after [\d.]+ s "
+                       r"\(figures as the cluster last reported them\)$", result.stderr, re.M)
+    assert header, result.stderr
+    figures = re.search(r"^  model m: (\d+) rows? \([\d.]+/s\), (\d+) requests?, 0 retries, "
+                        r"0 failures, tokens (\d+) in / (\d+) out$", result.stderr, re.M)
+    assert figures, result.stderr
+    rows, requests, tokens_in, _ = (int(g) for g in figures.groups())
+    # Read while the job ran: some, and never more than the server answered.
+    assert 0 < requests <= sent and rows <= requests and tokens_in > 0, result.stderr
