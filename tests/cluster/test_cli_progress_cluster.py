@@ -1,15 +1,20 @@
 """`flink-ml-predict run --jobmanager`: the Python functions run in the TaskManagers, so the job's
-summary is made of the figures the cluster's REST API reported while the job ran."""
+summary is made of the figures the cluster's REST API reported while the job ran; Ctrl-C cancels
+the job on the cluster (the cluster would otherwise run it on)."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from tests.cluster.conftest import StandaloneCluster
-from tests.conftest import TEST_KEY, model_ddl, run_cli
+from tests.conftest import ROOT, TEST_KEY, model_ddl, run_cli, subprocess_environ
 from tests.fakes.openai_server import FaultInjectingServer
 
 pytestmark = pytest.mark.cluster
@@ -49,3 +54,38 @@ def test_summary_of_a_cluster_job_comes_from_the_rest_metrics(cluster: Standalon
     rows, requests, tokens_in, _ = (int(g) for g in figures.groups())
     # Read while the job ran: some, and never more than the server answered.
     assert 0 < requests <= sent and rows <= requests and tokens_in > 0, result.stderr
+
+
+def test_ctrl_c_cancels_the_job_on_the_cluster(cluster: StandaloneCluster, tmp_path: Path) -> None:
+    with FaultInjectingServer(api_key=TEST_KEY) as server:
+        server.hold()  # every answer waits: the job runs until it is cancelled
+        script = tmp_path / "held.sql"
+        script.write_text(
+            model_ddl("m", server.base_url + "/chat/completions") + ";\n"
+            "CREATE TEMPORARY VIEW src(id, txt) AS VALUES (1, 'a'), (2, 'b'), (3, 'c');\n"
+            "CREATE TEMPORARY TABLE held_sink (id INT, txt STRING, content STRING) "
+            "WITH ('connector' = 'blackhole');\n"
+            "INSERT INTO held_sink SELECT * FROM ML_PREDICT(TABLE src, MODEL m, DESCRIPTOR(txt), "
+            "MAP['max-concurrent-operations', '1']);\n", encoding="utf-8")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "flink_ml_predict.cli", "run", str(script), "--jobmanager",
+             cluster.jobmanager, "-p", "1"], cwd=ROOT, env=subprocess_environ(),
+            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            assert server.wait_for_held(1, timeout=180)
+            os.killpg(process.pid, signal.SIGINT)  # as a terminal's Ctrl-C
+            _, err = process.communicate(timeout=120)
+        finally:
+            server.release()
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    stderr = err.decode()
+    assert process.returncode == 130, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 2 and "Traceback" not in stderr, stderr
+    found = re.fullmatch(r"interrupted: cancelled job ([0-9a-f]{32}) of statement 4 \(line \d+\) "
+                         r"\((?:0 rows done by model m|no model rows done)\)", lines[1])
+    assert found, lines
+    # The cancel was acknowledged; the job reaches CANCELED once its tasks are gone.
+    assert cluster.wait_for_state(found.group(1), ("CANCELED",))["state"] == "CANCELED"
