@@ -133,7 +133,8 @@ def _run_checked(path: Path, script: str, args: argparse.Namespace,
     except KeyboardInterrupt:
         cancelled = bool(runner is not None and runner.cancelled)
         console.message(monitor.interrupted(cancelled=cancelled)
-                        or f"interrupted: {path.name} stopped before its jobs ended")
+                        or f"interrupted: {path.name} stopped" + (
+                            " (its running job was cancelled)" if cancelled else ""))
         _exit_now(EXIT_INTERRUPTED, run_log)
     except FlinkMlPredictError as exc:
         console.message(f"error: {path.name}: {exc}")

@@ -175,8 +175,9 @@ class JobMonitor:
     @contextlib.contextmanager
     def watch(self, where: str, job_client: Any, *, live: bool) -> Iterator[None]:
         """Follows one job while the runner waits for it."""
-        job = _Job(where, str(job_client.get_job_id()), self._source(str(job_client.get_job_id())))
-        self.current = job
+        job_id = str(job_client.get_job_id())
+        job = _Job(where, job_id, self._source(job_id))
+        self.current = self._interrupted = job  # kept if Ctrl-C comes before the try below
         stop = threading.Event()
         show = live and self._console.live and not self._quiet
         reader = None
@@ -201,9 +202,9 @@ class JobMonitor:
             job.update()
             job.source.close()
             self.current = None
-            if outcome == "interrupted":
-                self._interrupted = job
-            elif not self._quiet:
+            if outcome != "interrupted":
+                self._interrupted = None
+            if outcome != "interrupted" and not self._quiet:
                 self._console.message(self.summary(job, outcome))
 
     def _follow(self, job: _Job, stop: threading.Event, show: bool) -> None:

@@ -275,15 +275,15 @@ class ScriptRunner:
     def _finish(self, result: Any, where: str, *, query: bool = False) -> Any:
         """Waits for the job of an INSERT or statement set (or prints a query's rows)."""
         client = result.get_job_client()
-        if client is not None and not query:
-            print(f"{where}: job {client.get_job_id()} submitted",
-                  file=self.notices or sys.stderr)
-        if not self.wait and not query:
-            return result
-        watching = (self.watcher.watch(where, client, live=not query)
-                    if self.watcher is not None and client is not None
-                    else contextlib.nullcontext())
-        try:
+        try:  # from here on, Ctrl-C cancels the job
+            if client is not None and not query:
+                print(f"{where}: job {client.get_job_id()} submitted",
+                      file=self.notices or sys.stderr)
+            if not self.wait and not query:
+                return result
+            watching = (self.watcher.watch(where, client, live=not query)
+                        if self.watcher is not None and client is not None
+                        else contextlib.nullcontext())
             with watching:
                 if query:
                     result.print()
