@@ -10,6 +10,12 @@
                                       prints their file ids.
 ``flink-ml-predict demo-server``      serves the demo server (rule-based answers, NOT a model;
                                       ``standin`` is the old name).
+
+``run`` and ``demo`` check the whole script before starting Flink (bad input fails in a fraction
+of a second), show a live progress line per model on a terminal and a summary after each job
+(``--quiet``: neither), and report a failure in one message; the full trace goes to a log file
+whose path is printed (:mod:`flink_ml_predict.console`). Ctrl-C cancels the running job and exits
+130.
 """
 
 from __future__ import annotations
@@ -20,11 +26,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
-from .errors import FlinkMlPredictError
+from .errors import FlinkMlPredictError, StatementError
 
 _LOGGER = logging.getLogger(__name__)
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 DEMO_SCRIPTS = {
     "bailian": "seed_002_bailian_sentiment.sql",
@@ -64,22 +71,92 @@ def read_script(path: Path) -> str | None:
 
 
 def _run_script(path: Path, args: argparse.Namespace, environ: dict[str, str] | None = None) -> int:
-    from .environment import create_table_environment, referenced_variables
+    from .console import Console, RunLog, redirected
+    from .environment import secret_variables
     from .runner import ScriptRunner
 
     script = read_script(path)
     if script is None:
         return 2
+    console = Console(sys.stderr, live=not args.quiet)
+    # Everything that needs no Flink is checked before the JVM starts (about a second's work).
+    checker = ScriptRunner(None, environ=environ)
+    try:
+        checker.check(script)
+        config = _parse_definitions(args.define)
+    except FlinkMlPredictError as exc:
+        console.message(f"error: {path.name}: {exc}")
+        return 1
+    run_log = RunLog(args.log_file, name=path.stem)
+    names = secret_variables(os.environ if environ is None else environ)
+    run_log.mask([*checker.api_keys, *((environ or os.environ)[n] for n in names)])
+    try:
+        with redirected(console, run_log, verbose=args.verbose):
+            return _run_checked(path, script, args, environ, config, console, run_log)
+    finally:
+        run_log.close()
+
+
+def _run_checked(path: Path, script: str, args: argparse.Namespace,
+                 environ: dict[str, str] | None, config: dict[str, str], console: Any,
+                 run_log: Any) -> int:
+    """Runs a checked script with the console and log file in place; the exit status."""
+    from .environment import create_table_environment, referenced_variables
+    from .progress import JobMonitor, LocalSource, RestSource
+    from .runner import ScriptRunner
+
+    jobmanager = getattr(args, "jobmanager", None)
+    runner: ScriptRunner | None = None
+
+    def models() -> dict[str, Any]:
+        registry = runner.registry if runner is not None else None
+        specs = [registry.get([str(p) for p in key]) for key in registry.keys()] if registry else []
+        return {spec.name: spec for spec in specs if spec is not None}
+
+    if jobmanager is None:
+        from .runtime.metrics import LOCAL
+
+        LOCAL.enable()  # the functions run in this process: their counters are read here
+    monitor = JobMonitor(
+        console,
+        (lambda job: RestSource(f"http://{jobmanager}", job)) if jobmanager else
+        (lambda job: LocalSource()),
+        models=models, quiet=args.quiet, remote=jobmanager is not None,
+        period=1.0 if jobmanager else 0.5)
     try:
         t_env = create_table_environment(batch=args.batch, parallelism=args.parallelism,
-                                         config=_parse_definitions(args.define),
-                                         jobmanager=getattr(args, "jobmanager", None),
+                                         config=config, jobmanager=jobmanager,
                                          secret_names=referenced_variables(script))
-        ScriptRunner(t_env, environ=environ).run(script)
+        runner = ScriptRunner(t_env, environ=environ, notices=console, watcher=monitor,
+                              show_rows=args.verbose)
+        runner.run(script)
+    except KeyboardInterrupt:
+        cancelled = bool(runner is not None and runner.cancelled)
+        console.message(monitor.interrupted(cancelled=cancelled)
+                        or f"interrupted: {path.name} stopped" + (
+                            " (its running job was cancelled)" if cancelled else ""))
+        _exit_now(EXIT_INTERRUPTED, run_log)
     except FlinkMlPredictError as exc:
-        print(f"error: {path.name}: {exc}", file=sys.stderr)
+        console.message(f"error: {path.name}: {exc}")
+        if isinstance(exc, StatementError):
+            run_log.keep()
+            console.message(f"  full trace: {run_log.path}")
+        return 1
+    except Exception as exc:  # noqa: BLE001 - a bug of ours or a broken installation
+        _LOGGER.error("%s failed", path.name, exc_info=True)
+        run_log.keep()
+        console.message(f"error: {path.name}: internal error ({type(exc).__name__}: {exc})\n"
+                        f"  full trace: {run_log.path}")
         return 1
     return 0
+
+
+def _exit_now(status: int, run_log: Any) -> NoReturn:
+    """Ends the process at once: after Ctrl-C the cancelled job's threads may still be winding
+    down, and the embedded cluster's JVM ends when this process does (its stdin closes)."""
+    run_log.close()
+    sys.stdout.flush()
+    os._exit(status)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -139,10 +216,19 @@ def build_parser() -> argparse.ArgumentParser:
     """The command-line parser."""
     parser = argparse.ArgumentParser(prog="flink-ml-predict", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log at INFO level; a failed job's message names its input row")
     commands = parser.add_subparsers(dest="command", required=True)
 
     def job_options(sub: argparse.ArgumentParser) -> None:
+        # SUPPRESS: given after the command, -v must not reset one given before it.
+        sub.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                         help="log at INFO level; a failed job's message names its input row")
+        sub.add_argument("-q", "--quiet", action="store_true",
+                         help="no progress line and no summary of each job")
+        sub.add_argument("--log-file", type=Path, default=None, metavar="PATH",
+                         help="write the run's log here and keep it (default: a file in the "
+                         "temp directory, kept and named only when the run fails)")
         sub.add_argument("--batch", action="store_true", help="batch mode (default: streaming)")
         sub.add_argument("-p", "--parallelism", type=int, default=None,
                          help="default parallelism of the jobs")

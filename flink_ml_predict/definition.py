@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 from . import options as opts
 from .columns import InputColumn, OutputSchema, classify_outputs
 from .documents import DocumentSettings, document_settings
+from .endpoints import foreign_api
 from .errors import ModelDefinitionError
 from .model import (
     ChatSettings,
@@ -55,6 +56,9 @@ def _split_endpoint(ctx: _Context, endpoint: str) -> tuple[str, Task | None]:
             f"option 'endpoint': '{endpoint}' is not an http(s) URL; give a base URL such as "
             "https://dashscope.aliyuncs.com/compatible-mode/v1 or a full URL ending in "
             "/chat/completions or /embeddings")
+    foreign = foreign_api(parsed)
+    if foreign is not None:
+        raise ctx.error(f"option 'endpoint': '{endpoint}' {foreign}")
     path = parsed.path.rstrip("/")
     for suffix, task in _ENDPOINT_SUFFIX.items():
         if path.endswith(suffix):

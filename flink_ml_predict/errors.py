@@ -54,6 +54,8 @@ class ModelCallError(FlinkMlPredictError):
         status: HTTP status code, or None when no response arrived.
         headers: response headers (lower-case names, each with a list of values).
         request_id: the provider's request id when the response carried one.
+        url: what the failed request called (``POST http://host/v1/chat/completions``, never
+            user info or a query string), when a request was sent.
     """
 
     def __init__(
@@ -64,12 +66,19 @@ class ModelCallError(FlinkMlPredictError):
         headers: Mapping[str, Sequence[str]] | None = None,
         request_id: str | None = None,
         retry_after: float | None = None,
+        url: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.headers = {k: list(v) for k, v in (headers or {}).items()}
         self.request_id = request_id
         self.retry_after = retry_after
+        self.url = url
+
+    def described(self) -> str:
+        """The message followed by what was called (for messages and logs; the error-string
+        column holds the message alone)."""
+        return f"{self} ({self.url})" if self.url else str(self)
 
 
 class RetryableModelCallError(ModelCallError):

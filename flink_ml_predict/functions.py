@@ -76,8 +76,11 @@ class AsyncModelFunction(_ModelFunction, AsyncScalarFunction):
     """Async scalar function: many rows in flight, bounded by Flink's operator capacity."""
 
     async def eval(self, *values: Any) -> list[Row]:
-        assert self._predictor is not None, "open() was not called"
-        return self._rows(await self._predictor.predict(*values))
+        predictor = self._predictor
+        assert predictor is not None, "open() was not called"
+        rows = self._rows(await predictor.predict(*values))
+        predictor.metrics.inc("rows")
+        return rows
 
     def close(self) -> None:
         # PyFlink stops its event loop before close(); release the connection pool on a fresh
@@ -103,6 +106,7 @@ class SyncModelFunction(_ModelFunction, ScalarFunction):
     def eval(self, *values: Any) -> list[Row]:
         assert self._predictor is not None, "open() was not called"
         rows = self._rows(self._loop.run_until_complete(self._predictor.predict(*values)))
+        self._predictor.metrics.inc("rows")
         self.flush_metrics()  # eval runs on the bundle thread: report right away
         return rows
 

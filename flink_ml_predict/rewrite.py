@@ -22,9 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import options as opts
-from .datatypes import from_data_type
 from .errors import PredictCallError
-from .functions import make_udf
 from .model import CallSettings, ModelSpec
 from .registry import ModelRegistry, unknown_model
 from .sqltext import PredictCall, find_predict_calls
@@ -127,6 +125,8 @@ def check_descriptor(spec: ModelSpec, call: PredictCall, names: list[str], types
     Raises:
         PredictCallError: naming the column, its type and the INPUT column it maps to.
     """
+    from .datatypes import from_data_type  # PyFlink: imported when a statement is rewritten
+
     expected = ", ".join(f"{c.name} {c.type.sql()}" for c in spec.inputs)
     if len(call.columns) != len(spec.inputs):
         count = "one input column" if len(spec.inputs) == 1 else f"{len(spec.inputs)} input columns"
@@ -165,6 +165,8 @@ def rewrite(text: str, *, t_env: Any, registry: ModelRegistry, where: str) -> Re
     Raises:
         PredictCallError: unknown model, missing or non-string column, bad CONFIG, clashing names.
     """
+    from .functions import make_udf  # PyFlink: the pre-check of a script runs without it
+
     result = Rewritten(text)
     calls = find_predict_calls(text)
     # Outermost calls only; a call nested in a TABLE (subquery) is rewritten with that subquery.

@@ -13,22 +13,28 @@ runner splits the script itself (:mod:`flink_ml_predict.sqltext`) and per statem
   (``'logger'`` of the print connector), which are dropped with a warning.
 
 ``'${NAME}'`` in string literals is replaced from the environment first.
+
+:meth:`ScriptRunner.check` validates a whole script without Flink (no TableEnvironment needed):
+the command line runs it before starting the JVM, so bad input fails fast. A job's failure is
+reduced to one message with what to do (:mod:`flink_ml_predict.failures`); the full text is logged
+at DEBUG. Ctrl-C while a job runs cancels the job before the KeyboardInterrupt goes on.
 """
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import logging
 import os
 import re
 import sys
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, TextIO
+from contextlib import AbstractContextManager
+from typing import Any, Protocol, TextIO
 
 from . import sqltext
 from .definition import build_spec
 from .errors import ConfigurationError, PredictCallError, StatementError
+from .failures import advice, flink_message, input_row, python_error
 from .model import Column, masked_options
 from .registry import ModelRegistry, ScriptModels
 from .rewrite import Rewritten, apply_settings, call_settings, rewrite
@@ -38,37 +44,16 @@ _LOGGER = logging.getLogger(__name__)
 # Options of Alibaba Cloud's Flink (VVR) that open-source Flink rejects, per connector.
 VVR_ONLY_OPTIONS = {"print": ("logger",)}
 
-__all__ = ["ScriptRunner", "StatementError", "VVR_ONLY_OPTIONS", "flink_message"]
+__all__ = ["JobWatcher", "ScriptRunner", "StatementError", "VVR_ONLY_OPTIONS", "flink_message"]
 
 
-def flink_message(exc: BaseException) -> str:
-    """The useful line of a py4j/Java exception: the deepest 'Caused by' or the first line."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    causes = [line for line in lines if line.startswith("Caused by:")]
-    chosen = causes[-1][len("Caused by:"):].strip() if causes else (lines[0] if lines else "")
-    for marker in ("org.apache.flink.", "java.lang.", "py4j."):
-        if chosen.startswith(marker) and ": " in chosen:
-            chosen = chosen.split(": ", 1)[1]
-    return chosen
+class JobWatcher(Protocol):
+    """Watches the jobs a runner waits for (the command line's progress line and summary)."""
 
-
-_OUR_FAILURE = re.compile(r"\w*(?:ModelCallError|AnswerFormatError)(?::\s*(.+)$|"
-                          r"\((?P<repr>'.*'|\".*\")\)+$)")
-
-
-def _python_error(exc: BaseException) -> str | None:
-    """Our own failure message inside a failed job's trace (raised in the Python worker), if any:
-    from ``Error: message`` or the repr ``Error('message')``, whose quotes are undone."""
-    for line in reversed(str(exc).splitlines()):
-        match = _OUR_FAILURE.search(line.strip())
-        if match and match.group("repr"):
-            try:
-                return str(ast.literal_eval(match.group("repr")))
-            except (ValueError, SyntaxError):
-                return match.group("repr")[1:-1]
-        if match:
-            return match.group(1)
-    return None
+    def watch(self, where: str, job_client: Any, *, live: bool) -> AbstractContextManager[None]:
+        """Entered when the job was submitted, left when it ended (or failed, or was
+        interrupted); ``live``: the job's output does not go to this terminal (an INSERT)."""
+        ...
 
 
 class ScriptRunner:
@@ -80,6 +65,10 @@ class ScriptRunner:
         out: where query results and notices are printed.
         wait: wait for INSERT jobs to finish (needed on the embedded mini-cluster, which stops
             with the Python process).
+        notices: where "job ... submitted" lines go (default: standard error).
+        watcher: told about each job while it is waited for.
+        show_rows: name the input row a failed job was handling in its message (it may hold
+            personal data; off by default).
 
     Example:
         >>> runner = ScriptRunner(t_env)           # doctest: +SKIP
@@ -87,26 +76,44 @@ class ScriptRunner:
     """
 
     def __init__(self, t_env: Any, *, environ: Mapping[str, str] | None = None,
-                 out: TextIO | None = None, wait: bool = True) -> None:
+                 out: TextIO | None = None, wait: bool = True, notices: TextIO | None = None,
+                 watcher: JobWatcher | None = None, show_rows: bool = False) -> None:
         self.t_env = t_env
-        self.registry = ModelRegistry.of(t_env)
+        self.registry = ModelRegistry() if t_env is None else ModelRegistry.of(t_env)
         self.environ = os.environ if environ is None else environ
         self.out = out or sys.stdout
         self.wait = wait
+        self.notices = notices
+        self.watcher = watcher
+        self.show_rows = show_rows
+        self.api_keys: set[str] = set()
+        """The api-keys of the models validated so far (to keep them out of log files)."""
+        self.cancelled: bool | None = None
+        """After Ctrl-C while a job ran: whether that job was cancelled."""
         self._set_keys: set[str] = set()
         self.results: list[Any] = []
 
     # --- entry points -------------------------------------------------------------------------
 
-    def run(self, script: str) -> list[Any]:
-        """Runs every statement of a script in order; stops at the first failure."""
+    def check(self, script: str) -> list[sqltext.Statement]:
+        """Parses and validates a whole script without running anything; returns its statements.
+
+        Needs no TableEnvironment (``ScriptRunner(None).check(script)``): statements are split,
+        ``${NAME}`` substituted, SET parsed, every CREATE MODEL validated and every ML_PREDICT
+        call checked for its model (following CREATE/DROP MODEL and USE) and CONFIG; without a
+        TableEnvironment names resolve against Flink's default catalog and database.
+        """
         statements = sqltext.split_statements(script)
-        # Parse and validate everything that can be checked without Flink before any job starts.
         models = ScriptModels(self.registry)
         for statement in statements:
             with _located(statement):
                 self._precheck(statement, models)
-        for statement in statements:
+        return statements
+
+    def run(self, script: str) -> list[Any]:
+        """Runs every statement of a script in order; stops at the first failure."""
+        # Everything that can be checked without Flink is checked before any job starts.
+        for statement in self.check(script):
             self.execute(statement)
         return self.results
 
@@ -161,10 +168,12 @@ class ScriptRunner:
             call_settings(call.config, None, where)
 
     def _spec(self, create: sqltext.CreateModel, where: str) -> Any:
-        return build_spec(create.name, create.options,
+        spec = build_spec(create.name, create.options,
                           [Column(c.name, c.type, c.comment) for c in create.inputs],
                           [Column(c.name, c.type, c.comment) for c in create.outputs],
                           where=where)
+        self.api_keys.add(spec.api_key.reveal())
+        return spec
 
     def _set(self, text: str, where: str) -> None:
         pair = sqltext.parse_set(text)
@@ -215,6 +224,7 @@ class ScriptRunner:
         try:
             result = statement_set.execute()
         except Exception as exc:  # noqa: BLE001 - py4j carries Flink's message
+            _LOGGER.debug("%s: Flink rejected the statement set:\n%s", where, exc)
             raise StatementError(f"{where}: Flink rejected the statement set: "
                                  f"{flink_message(exc)}") from None
         return self._finish(result, where)
@@ -230,7 +240,9 @@ class ScriptRunner:
             rewritten = rewrite(text, t_env=self.t_env, registry=self.registry, where=where)
         apply_settings(self.t_env, rewritten.statement_settings(where))
         result = self._flink(rewritten.text, where)
-        if kind in ("query", "explain") or (kind == "other" and _returns_rows(text)):
+        if kind == "query":
+            return self._finish(result, where, query=True)
+        if kind == "explain" or (kind == "other" and _returns_rows(text)):
             result.print()
             return result
         if kind == "insert":
@@ -257,20 +269,58 @@ class ScriptRunner:
         try:
             return self.t_env.execute_sql(text)
         except Exception as exc:  # noqa: BLE001
+            _LOGGER.debug("%s: Flink rejected the statement:\n%s", where, exc)
             raise StatementError(f"{where}: Flink rejected the statement: "
                                  f"{flink_message(exc)}") from None
 
-    def _finish(self, result: Any, where: str) -> Any:
+    def _finish(self, result: Any, where: str, *, query: bool = False) -> Any:
+        """Waits for the job of an INSERT or statement set (or prints a query's rows)."""
         client = result.get_job_client()
-        if client is not None:
-            print(f"{where}: job {client.get_job_id()} submitted", file=sys.stderr)
-        if self.wait:
-            try:
-                result.wait()
-            except Exception as exc:  # noqa: BLE001
-                reason = _python_error(exc) or flink_message(exc)
-                raise StatementError(f"{where}: job failed: {reason}") from None
+        try:  # from here on, Ctrl-C cancels the job
+            if client is not None and not query:
+                print(f"{where}: job {client.get_job_id()} submitted",
+                      file=self.notices or sys.stderr)
+            if not self.wait and not query:
+                return result
+            watching = (self.watcher.watch(where, client, live=not query)
+                        if self.watcher is not None and client is not None
+                        else contextlib.nullcontext())
+            with watching:
+                if query:
+                    result.print()
+                else:
+                    result.wait()
+        except KeyboardInterrupt:
+            self.cancelled = _cancel(client, where)
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise self._job_failure(exc, where) from None
         return result
+
+    def _job_failure(self, exc: BaseException, where: str) -> StatementError:
+        """One message for a failed job: our failure or Flink's, what to do, the row if asked."""
+        _LOGGER.debug("%s: the job failed:\n%s", where, exc)
+        ours = python_error(exc)
+        message = f"{where}: job failed: {ours or flink_message(exc)}"
+        hint = advice(ours) if ours is not None else None
+        if hint is not None:
+            message += f"\n  what to do: {hint}"
+        row = input_row(exc) if self.show_rows else None
+        if row is not None:
+            message += f"\n  input row: {row}"
+        return StatementError(message)
+
+
+def _cancel(client: Any, where: str) -> bool:
+    """Cancels a job after Ctrl-C (a second Ctrl-C stops waiting for it); whether it was."""
+    if client is None:
+        return False
+    try:
+        client.cancel().result()
+    except Exception:  # noqa: BLE001 - finished or failed meanwhile; nothing left to cancel
+        _LOGGER.debug("%s: cancelling the job failed", where, exc_info=True)
+        return False
+    return True
 
 
 @contextlib.contextmanager

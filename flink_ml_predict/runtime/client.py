@@ -72,6 +72,19 @@ def _headers_map(headers: Any, scrub: _Scrubber) -> dict[str, list[str]]:
     return result
 
 
+def called(exc: openai.APIError, scrub: _Scrubber) -> str | None:
+    """'POST http://host/v1/chat/completions': what the failed request called, without user
+    info or query string (the parts of a URL that may carry a credential)."""
+    try:
+        request = exc.request
+        url = request.url
+    except (AttributeError, RuntimeError):  # httpx raises RuntimeError for a missing request
+        return None
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    port = f":{url.port}" if url.port is not None else ""
+    return scrub(f"{request.method} {url.scheme}://{host}{port}{url.path}")
+
+
 def _status_error_message(exc: openai.APIStatusError) -> str:
     body = exc.body if isinstance(exc.body, dict) else None
     detail = body.get("error", body) if body else None
@@ -93,11 +106,11 @@ def map_exception(exc: BaseException, scrub: _Scrubber) -> ModelCallError | None
     if isinstance(exc, ModelCallError):
         return exc
     if isinstance(exc, openai.APITimeoutError):
-        return RetryableModelCallError("request timed out")
+        return RetryableModelCallError("request timed out", url=called(exc, scrub))
     if isinstance(exc, openai.APIConnectionError):
         cause = exc.__cause__ or exc.__context__
         detail = f" ({type(cause).__name__}: {cause})" if cause else ""
-        return RetryableModelCallError(scrub(f"connection error{detail}"))
+        return RetryableModelCallError(scrub(f"connection error{detail}"), url=called(exc, scrub))
     if isinstance(exc, openai.APIStatusError):
         response = exc.response
         status = exc.status_code
@@ -107,12 +120,13 @@ def map_exception(exc: BaseException, scrub: _Scrubber) -> ModelCallError | None
         kind = RetryableModelCallError if retryable else PermanentModelCallError
         return kind(scrub(_status_error_message(exc)), status=status,
                     headers=_headers_map(response.headers, scrub), request_id=exc.request_id,
-                    retry_after=_retry_after_seconds(response.headers))
+                    retry_after=_retry_after_seconds(response.headers), url=called(exc, scrub))
     if isinstance(exc, openai.APIResponseValidationError):
         response = exc.response
         return RetryableModelCallError(scrub(f"malformed response: {exc.message}"),
                                        status=exc.status_code,
-                                       headers=_headers_map(response.headers, scrub))
+                                       headers=_headers_map(response.headers, scrub),
+                                       url=called(exc, scrub))
     if isinstance(exc, (json.JSONDecodeError, pydantic.ValidationError)):
         return RetryableModelCallError(scrub(f"malformed response ({type(exc).__name__}: {exc})"))
     if isinstance(exc, openai.OpenAIError):

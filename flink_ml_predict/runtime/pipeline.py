@@ -210,7 +210,8 @@ class CallPipeline:
             last[0] = exc if isinstance(exc, ModelCallError) else last[0]
             resume[0] = time.monotonic() + (state.upcoming_sleep or 0.0)
             self._log_retry.warning("model %s: attempt %d failed (%s); retrying in %.2fs",
-                                    self._spec.name, state.attempt_number, exc,
+                                    self._spec.name, state.attempt_number,
+                                    exc.described() if isinstance(exc, ModelCallError) else exc,
                                     state.upcoming_sleep)
 
         retrying = self._policy.to_retrying(budget=max(deadline - time.monotonic(), 0.0),
@@ -261,7 +262,7 @@ class CallPipeline:
         if last is None:
             return RetryableModelCallError(reason)
         return type(last)(f"{last}; then {reason}", status=last.status, headers=last.headers,
-                          request_id=last.request_id)
+                          request_id=last.request_id, url=last.url)
 
     # --- resources ------------------------------------------------------------------------------
 

@@ -206,8 +206,9 @@ class Predictor:
         if failure.fallback is Strategy.FAILOVER:
             raise type(exc)(
                 f"ML_PREDICT with model {self._spec.name} failed "
-                f"(error-handling-strategy {failure.strategy}): {exc}",
-                status=exc.status, headers=exc.headers, request_id=exc.request_id) from exc
+                f"(error-handling-strategy {failure.strategy}): {exc.described()}",
+                status=exc.status, headers=exc.headers, request_id=exc.request_id,
+                url=exc.url) from exc
         outputs = self._spec.outputs
         if outputs.keeps_errors:
             return [outputs.cells(None, {
@@ -216,7 +217,7 @@ class Predictor:
         self._metrics.inc("rows-dropped")
         self._log_dropped.warning(
             "model %s: row dropped under IGNORE (declare the error-string column in OUTPUT to "
-            "keep it): %s", self._spec.name, exc)
+            "keep it): %s", self._spec.name, exc.described())
         return []
 
     async def aclose(self) -> None:

@@ -206,3 +206,19 @@ def test_the_whole_attempt_ends_with_the_row_budget(server) -> None:
     (row,) = predict(predictor, "a")
     assert row[1] == "request timed out" and row[2] is None
     assert server.attempts("a") == 1 and sleep.delays == []
+
+
+def test_a_failover_message_names_the_url_and_the_error_string_does_not(server) -> None:
+    server.fail_always("a", Fault.status_code(404))
+    failover, _ = make_predictor(server, error_handling_strategy="FAILOVER")
+    with pytest.raises(ModelCallError) as raised:
+        predict(failover, "a")
+    url = f"POST {server.base_url}/chat/completions"
+    assert str(raised.value).startswith("ML_PREDICT with model m failed "
+                                        "(error-handling-strategy FAILOVER): HTTP 404: ")
+    assert str(raised.value).endswith(f" ({url})"), raised.value
+    assert TEST_KEY not in str(raised.value)
+    ignore, _ = make_predictor(server, error_handling_strategy="IGNORE",
+                               outputs=METADATA)
+    [row] = predict(ignore, "a")
+    assert row[1].startswith("HTTP 404: ") and url not in row[1], row
