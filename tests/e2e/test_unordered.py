@@ -50,3 +50,17 @@ def test_in_order_otherwise(server, datastream: bool, mode: str) -> None:
     rows = run(t_env, server, mode)
     check_rows(rows)
     assert [r[0] for r in rows] == list(range(1, ROWS + 1))
+
+
+def test_the_python_api_predict_takes_the_unordered_path(server) -> None:
+    from flink_ml_predict import predict
+
+    st_env = create_table_environment(parallelism=1, datastream=True)
+    server.script("text-1", [Fault.slow(SLOW_S)])
+    execute_script(st_env, model_ddl("m", server.base_url) + ";\n" + sequence_source("src", ROWS))
+    table = predict(st_env, st_env.from_path("src"), "m", "txt",
+                    {"output-mode": "ALLOW_UNORDERED", "max-concurrent-operations": str(ROWS)})
+    with table.execute().collect() as results:
+        rows = [tuple(row) for row in results]
+    check_rows(rows)
+    assert rows[-1][0] == 1
