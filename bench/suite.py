@@ -4,7 +4,8 @@ Every case runs against the tests' fake OpenAI-compatible server in its own proc
 latency; for the throttled cases a requests-per-minute limit that answers 429 with Retry-After),
 a fresh server per case, on the embedded mini-cluster at parallelism 1, into a blackhole sink:
 
-* chat: the plain ``asyncio`` + ``openai`` loop (the ceiling) against the Flink job, at a few
+* chat: the plain ``asyncio`` + ``openai`` loop (the ceiling; also with the SDK's aiohttp
+  transport, which the package uses) against the Flink job, at a few
   latency / concurrency points (bench/chat_throughput.py, steady-state rows/s and CPU ms per row);
 * embeddings: one request per row (``'batch-size' = '1'``) against the default batching
   (DashScope's cap, 10 rows a request): rows/s and requests per row;
@@ -64,20 +65,23 @@ def chat_point(latency: float, concurrency: int, rows: int) -> list[list[str]]:
     """Table rows of one latency / concurrency point: the loop and the job."""
     command = [sys.executable, str(ROOT / "bench" / "chat_throughput.py"), "--rows", str(rows),
                "--latency", str(latency), "--concurrency", str(concurrency),
-               "--contenders", "loop,job-p1", "--repeats", "1"]
+               "--contenders", "loop,loop-aiohttp,job-p1", "--repeats", "1"]
     output = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True).stdout
     runs = {}
     for line in output.splitlines():
         fields = line.split(",")
         if len(fields) == 6 and fields[0] == "1":
             runs[fields[1]] = (float(fields[2]), fields[5].split("/")[3])
-    loop, job = runs["loop"], runs["job-p1"]
+    loop, aio, job = runs["loop"], runs["loop-aiohttp"], runs["job-p1"]
     case = f"{latency * 1000:.0f} ms, {concurrency} in flight, {rows} rows"
     ideal = concurrency / latency
     return [["chat", case, "plain asyncio+openai loop", f"{loop[0]:.0f}", f"ideal {ideal:.0f}",
              f"cpu {loop[1]} ms/row"],
+            ["chat", case, "same loop, aiohttp transport", f"{aio[0]:.0f}", "",
+             f"cpu {aio[1]} ms/row"],
             ["chat", case, "Flink job (ML_PREDICT)", f"{job[0]:.0f}",
-             f"x loop {job[0] / loop[0]:.2f}", f"cpu {job[1]} ms/row"]]
+             f"x loop {job[0] / loop[0]:.2f}, x aiohttp loop {job[0] / aio[0]:.2f}",
+             f"cpu {job[1]} ms/row"]]
 
 
 def run_job(port: int, model_sql: str, rows: int, concurrency: int, output: str) -> float:
