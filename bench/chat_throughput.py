@@ -7,8 +7,11 @@ fresh one per run) with CONCURRENCY requests in flight, from a command in its ow
 * ``loop-aiohttp``    the same loop with the SDK's aiohttp transport (``DefaultAioHttpClient``)
 * ``job-p<N>``        the Flink job at parallelism N on the embedded mini-cluster: a bounded
                       datagen sequence -> ML_PREDICT -> blackhole sink (no collect()); the Python
-                      worker mode is the package's default for N (loopback for 1, process above)
-* ``job-p<N>-loopback`` / ``job-p<N>-process``   the job with that Python worker mode
+                      worker mode is the package's default (today: loopback, in the client
+                      process, on the mini-cluster at any parallelism)
+* ``job-p<N>-loopback`` / ``job-p<N>-process``   the job with that Python worker mode (needs a
+                      ``create_table_environment(python_worker_mode=...)``, not in this package
+                      yet: without it the job runs in the default mode)
 * ``<job>~NAME``      the job with the Flink options of ``--variant NAME:KEY=VALUE,...``
 * ``<job>@NAME``      the job with the package from ``--src NAME=DIR`` (e.g. an unpacked
                       ``git archive main flink_ml_predict``) instead of this checkout's:
