@@ -32,9 +32,12 @@ test: install lint
 test-unit: install
 	$(PY) -m pytest -q tests/unit
 
-## Throughput benchmark (prints figures; not part of the tests).
+## The benchmark suite (a few minutes; prints a table, not part of the tests). BENCH_ARGS=--full
+## for the long sweep. Set BENCH_LOCK=/path/to/lock to run it under flock on a shared machine.
+BENCH_ARGS ?=
+BENCH_LOCK ?=
 bench: install
-	$(PY) bench/chat_throughput.py
+	$(if $(BENCH_LOCK),flock $(BENCH_LOCK) )$(PY) bench/suite.py $(BENCH_ARGS)
 
 ## docker-compose: a Flink 2.3 cluster with the package (needs a Docker engine).
 compose-config:

@@ -55,3 +55,39 @@ def install_async_row_copy_guard() -> bool:
     cls.finish = finish
     _LOGGER.debug("installed the FLINK-39532 row-copy guard")
     return True
+
+
+def install_datastream_metrics_flush() -> bool:
+    """Flushes the metrics of our DataStream ``AsyncFunction`` (the unordered path) on the bundle
+    thread, as the row-copy guard does for the scalar function; returns True once installed.
+    Its rows are not reused by a decoder, so they are not copied."""
+    try:
+        from pyflink.fn_execution.datastream.process.async_function import operation
+    except ImportError:  # a PyFlink without DataStream async functions
+        return False
+    cls = operation.AsyncOperation
+    original = cls.process_element
+    if getattr(original, _MARK, False):
+        return True
+    original_finish = cls.finish
+
+    def flush(self: Any) -> None:
+        owner = getattr(getattr(self, "async_invoke_func", None), "__self__", None)
+        flush_metrics = getattr(owner, "flush_metrics", None)
+        if flush_metrics is not None:
+            flush_metrics()
+
+    def process_element(self: Any, windowed_value: Any, element: Any) -> Any:
+        flush(self)
+        return original(self, windowed_value, element)
+
+    def finish(self: Any) -> Any:
+        result = original_finish(self)  # waits for the calls in flight
+        flush(self)
+        return result
+
+    setattr(process_element, _MARK, True)
+    process_element.__doc__ = original.__doc__
+    cls.process_element = process_element
+    cls.finish = finish
+    return True

@@ -144,7 +144,8 @@ def silence_environment_logging() -> None:
 def create_table_environment(*, batch: bool = False, parallelism: int | None = None,
                              config: Mapping[str, str] | None = None,
                              jobmanager: str | None = None,
-                             secret_names: Iterable[str] = ()) -> Any:
+                             secret_names: Iterable[str] = (),
+                             datastream: bool = False) -> Any:
     """A TableEnvironment on the embedded mini-cluster, or on the cluster at ``jobmanager``.
 
     Args:
@@ -155,8 +156,12 @@ def create_table_environment(*, batch: bool = False, parallelism: int | None = N
         secret_names: variables to keep from the JVM besides the known ones (e.g. the ``${NAME}``
             references of a script, see :func:`referenced_variables`); only effective when this
             call launches the JVM.
+        datastream: a ``StreamTableEnvironment`` (streaming mode only), on which ML_PREDICT with
+            ``'output-mode' = 'ALLOW_UNORDERED'`` emits results as they arrive (see
+            :mod:`flink_ml_predict.unordered`); otherwise a plain ``TableEnvironment``, on which
+            every call emits in input order.
     """
-    from pyflink.table import EnvironmentSettings, TableEnvironment
+    from pyflink.table import EnvironmentSettings, StreamTableEnvironment, TableEnvironment
 
     options = dict(config or {})
     if jobmanager is not None:
@@ -169,7 +174,13 @@ def create_table_environment(*, batch: bool = False, parallelism: int | None = N
         # Building the settings already starts the JVM (PyFlink's gateway) if none runs.
         settings = (EnvironmentSettings.in_batch_mode() if batch
                     else EnvironmentSettings.in_streaming_mode())
-        t_env = TableEnvironment.create(settings)
+        if datastream and not batch:
+            from pyflink.datastream import StreamExecutionEnvironment
+
+            stream_env = StreamExecutionEnvironment.get_execution_environment()
+            t_env = StreamTableEnvironment.create(stream_env, environment_settings=settings)
+        else:
+            t_env = TableEnvironment.create(settings)
     silence_environment_logging()
     table_config = t_env.get_config()
     if parallelism is not None:

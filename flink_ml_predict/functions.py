@@ -18,6 +18,7 @@ from pyflink.table.types import DataType
 from pyflink.table.udf import AsyncScalarFunction, FunctionContext, ScalarFunction, udf
 
 from ._pyflink_compat import install_async_row_copy_guard
+from ._row_timeouts import install_shared_row_timeouts
 from .datatypes import to_data_type
 from .model import CallSettings, ModelSpec
 from .runtime.metrics import Metrics
@@ -25,6 +26,7 @@ from .runtime.predictor import Predictor
 from .runtime.watchdog import start_if_process_worker
 
 install_async_row_copy_guard()
+install_shared_row_timeouts()
 _LOGGER = logging.getLogger(__name__)
 
 

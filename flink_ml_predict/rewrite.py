@@ -159,6 +159,30 @@ def _expansion(spec: ModelSpec, call: PredictCall, table_sql: str, columns: list
             f"{quote(result)}) AS {quote(alias_out)}({', '.join(quote(c) for c in outputs)}))")
 
 
+def _unordered_view(t_env: Any, spec: ModelSpec, settings: CallSettings, call: PredictCall,
+                    names: list[str], types: list[Any], where: str) -> str | None:
+    """The view of an ALLOW_UNORDERED call's results (None: the call runs ordered).
+
+    PyFlink 2.3's async scalar operator cannot emit out of order: Flink 2.3 has no
+    ``table.exec.async-scalar.output-mode`` (only the lookup, ML_PREDICT and vector-search async
+    operators have an output mode), the Python operation's queue is an
+    ``OrderedStreamElementQueue``, and the Java operator pairs results with its forwarded input
+    rows first in, first out. Unordered output therefore goes through a DataStream
+    ``unordered_wait`` (:mod:`flink_ml_predict.unordered`), which needs a StreamTableEnvironment.
+    """
+    if settings.ordered:
+        return None
+    if not settings.asynchronous:
+        _LOGGER.info("%s: output-mode ALLOW_UNORDERED with 'async' = 'false': one row at a "
+                     "time, in order", where)
+        return None
+    from .unordered import register_unordered_view
+
+    source = f"({call.table})" if call.table_is_query else call.table
+    return register_unordered_view(t_env, spec, settings, source, names, types, call.columns,
+                                   where)
+
+
 def rewrite(text: str, *, t_env: Any, registry: ModelRegistry, where: str) -> Rewritten:
     """Rewrites every ML_PREDICT call of one statement, registering one function per call.
 
@@ -195,9 +219,11 @@ def rewrite(text: str, *, t_env: Any, registry: ModelRegistry, where: str) -> Re
                                    f"{spec.name} has the name of a column of TABLE {call.table}; "
                                    "rename one of them (e.g. in a view)")
         settings = call_settings(call.config, t_env, where)
-        if not settings.ordered:
-            _LOGGER.info("%s: output-mode ALLOW_UNORDERED: PyFlink's async scalar operator "
-                         "emits in input order, which ALLOW_UNORDERED permits", where)
+        view = _unordered_view(t_env, spec, settings, lookup, names, types, where)
+        if view is not None:  # the DataStream path (unordered.py): its own operator settings
+            pieces += [text[position:call.start], f"(SELECT * FROM {quote(view)})"]
+            position = call.end
+            continue
         n = next(_COUNTER)
         function_name = f"__ml_predict_{re.sub(r'[^A-Za-z0-9_]', '_', spec.name)}_{n}"
         function = make_udf(spec, settings)

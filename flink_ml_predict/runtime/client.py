@@ -96,6 +96,20 @@ def _status_error_message(exc: openai.APIStatusError) -> str:
     return f"HTTP {exc.status_code}: {text}"
 
 
+def _not_a_timeout(exc: BaseException) -> BaseException | None:
+    """The transport's own error under an SDK timeout error when it was no timeout.
+
+    openai's aiohttp transport maps every aiohttp connection error (refused, reset, closed by
+    the server) to httpx's ConnectTimeout, which the SDK reports as APITimeoutError.
+    """
+    cause = exc.__cause__
+    while cause is not None:
+        if type(cause).__module__.startswith("aiohttp"):
+            return None if isinstance(cause, TimeoutError) else cause
+        cause = cause.__cause__
+    return None
+
+
 def map_exception(exc: BaseException, scrub: _Scrubber) -> ModelCallError | None:
     """Converts an exception from the SDK (or from decoding its response) to our hierarchy.
 
@@ -106,6 +120,11 @@ def map_exception(exc: BaseException, scrub: _Scrubber) -> ModelCallError | None
     if isinstance(exc, ModelCallError):
         return exc
     if isinstance(exc, openai.APITimeoutError):
+        failure = _not_a_timeout(exc)
+        if failure is not None:
+            return RetryableModelCallError(
+                scrub(f"connection error ({type(failure).__name__}: {failure})"),
+                url=called(exc, scrub))
         return RetryableModelCallError("request timed out", url=called(exc, scrub))
     if isinstance(exc, openai.APIConnectionError):
         cause = exc.__cause__ or exc.__context__
@@ -157,6 +176,7 @@ class AsyncModelClient:
             timeout=spec.connection.request_timeout,
             http_client=http_client or _http_client(max_connections),
         )
+        self._response_type = _httpx().Response
         # The request fields that do not change from row to row are prepared once, here.
         settings = spec.chat or spec.embedding
         assert settings is not None
@@ -181,20 +201,29 @@ class AsyncModelClient:
             if mapped is None:
                 raise
             raise mapped from exc
-        return raw.http_response
+        return getattr(raw, "http_response", raw)  # with_raw_response.create(), or post()
+
+    async def _post(self, path: str, body: dict[str, Any], timeout: float) -> Any:
+        """The raw response to one POST through the SDK's client (its request building, auth,
+        timeouts and status errors).
+
+        Not through the typed ``create()`` methods: their parameter transform walks every
+        message against the SDK's TypedDicts, the largest single cost of a row in the worker
+        (py-spy, bench/chat_throughput.py --profile), for bodies that are plain JSON here already.
+        """
+        options: dict[str, Any] = {"timeout": request_timeout(timeout)}
+        if self._extra_body:
+            options["extra_json"] = self._extra_body  # merged as create(extra_body=...) does
+        return await self._send(self._client.post, path=path, cast_to=self._response_type,
+                                body=body, options=options)
 
     async def chat(self, messages: list[dict[str, Any]], timeout: float) -> ChatAnswer:
         """One chat completion of the given messages (streamed when the model says so)."""
         if self._stream is not None:
             return await self._chat_stream(messages, timeout, self._stream.idle_timeout)
-        response = await self._send(
-            self._client.chat.completions.with_raw_response.create,
-            model=self._spec.model,
-            messages=messages,
-            timeout=request_timeout(timeout),
-            extra_body=self._extra_body,
-            **self._fields,
-        )
+        response = await self._post(
+            "/chat/completions",
+            {"model": self._spec.model, "messages": messages, **self._fields}, timeout)
         return decode_body(response, ChatBody, self._scrub).answer()
 
     async def _chat_stream(self, messages: list[dict[str, Any]], timeout: float,
@@ -224,15 +253,11 @@ class AsyncModelClient:
 
     async def embed(self, texts: list[str], timeout: float) -> EmbeddingAnswer:
         """Embeddings of several texts in one request, in input order."""
-        response = await self._send(
-            self._client.embeddings.with_raw_response.create,
-            model=self._spec.model,
-            input=texts,
-            encoding_format="float",  # DashScope documents only float
-            timeout=request_timeout(timeout),
-            extra_body=self._extra_body,
-            **self._fields,
-        )
+        response = await self._post(
+            "/embeddings",
+            {"model": self._spec.model, "input": texts,
+             "encoding_format": "float",  # DashScope documents only float
+             **self._fields}, timeout)
         return decode_body(response, EmbeddingBody, self._scrub).answer(len(texts))
 
     async def aclose(self) -> None:
@@ -250,10 +275,22 @@ def _httpx() -> Any:
 
 
 def _http_client(max_connections: int) -> Any:
-    """The SDK's default async HTTP client with a pool as large as the operator's concurrency."""
+    """The SDK's async HTTP client, with a pool as large as the operator's concurrency.
+
+    The SDK's aiohttp transport (``openai.DefaultAioHttpClient``, the ``openai[aiohttp]`` extra)
+    when it is installed: measured here (bench/chat_throughput.py, README "Benchmarks") it costs
+    less CPU per request than the default httpx pool, whose every request checks every pooled
+    connection. Otherwise the SDK's default httpx client.
+    """
     size = max(max_connections, 10)
-    return openai.DefaultAsyncHttpxClient(
-        limits=_httpx().Limits(max_connections=size, max_keepalive_connections=size))
+    limits = _httpx().Limits(max_connections=size, max_keepalive_connections=size)
+    aiohttp_client = getattr(openai, "DefaultAioHttpClient", None)
+    if aiohttp_client is not None:
+        try:
+            return aiohttp_client(limits=limits)
+        except RuntimeError:  # the SDK without its aiohttp extra
+            _LOGGER.debug("openai's aiohttp transport is not installed; using httpx")
+    return openai.DefaultAsyncHttpxClient(limits=limits)
 
 
 def request_timeout(seconds: float) -> Any:

@@ -102,7 +102,7 @@ def test_tool_calls_streamed_and_not_give_the_same_column(qwen) -> None:
 
 
 @pytest.mark.parametrize("fault, message", [
-    (Fault.stream_cut(), "stream cut after 2 chunks: connection error (RemoteProtocolError"),
+    (Fault.stream_cut(), "stream cut after 2 chunks: connection error ("),
     (stream_fault("stream-no-done"), "stream cut: ended after 5 chunks without [DONE]"),
     (stream_fault("stream-bad-chunk"), "malformed stream chunk: not JSON: {"),
     (stream_fault("stream-unfinished"), "stream incomplete: choice 0 had no finish_reason"),
