@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from pyflink.common import Row
@@ -41,6 +42,20 @@ def input_types(spec: ModelSpec) -> list[DataType]:
     return [to_data_type(c.type) for c in spec.inputs]
 
 
+def open_predictor(spec: ModelSpec, settings: CallSettings,
+                   metric_group: Callable[[], Any]) -> Predictor:
+    """What every model function does when it opens in a worker: the orphan watchdog, quiet HTTP
+    loggers, and the predictor with its metrics (none when Flink's Python metrics are off)."""
+    start_if_process_worker()  # a worker orphaned by a lost TaskManager exits
+    for name in ("httpx", "httpx2"):  # one INFO line per request would flood worker logs
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        group = metric_group()
+    except Exception:  # noqa: BLE001 - metrics disabled ('python.metric.enabled' = false)
+        group = None
+    return Predictor(spec, settings, metrics=Metrics(group, spec.name))
+
+
 class _ModelFunction:
     """What the async and the sync function share: the predictor's life cycle."""
 
@@ -50,16 +65,8 @@ class _ModelFunction:
         self._predictor: Predictor | None = None
 
     def open(self, function_context: FunctionContext) -> None:
-        start_if_process_worker()  # a worker orphaned by a lost TaskManager exits
-        for name in ("httpx", "httpx2"):  # one INFO line per request would flood worker logs
-            logging.getLogger(name).setLevel(logging.WARNING)
-        group = None
-        try:
-            group = function_context.get_metric_group()
-        except Exception:  # noqa: BLE001 - metrics disabled ('python.metric.enabled' = false)
-            group = None
-        self._predictor = Predictor(self.spec, self.settings,
-                                    metrics=Metrics(group, self.spec.name))
+        self._predictor = open_predictor(self.spec, self.settings,
+                                         function_context.get_metric_group)
 
     def flush_metrics(self) -> None:
         """Reports pending metric updates; called on the bundle thread."""

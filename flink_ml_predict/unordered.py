@@ -41,10 +41,9 @@ from pyflink.table import types as pt
 from ._pyflink_compat import install_datastream_metrics_flush
 from ._row_timeouts import install_shared_row_timeouts
 from .datatypes import to_data_type
+from .functions import open_predictor
 from .model import CallSettings, ModelSpec
-from .runtime.metrics import Metrics
 from .runtime.predictor import Predictor
-from .runtime.watchdog import start_if_process_worker
 
 install_datastream_metrics_flush()
 install_shared_row_timeouts()
@@ -116,15 +115,8 @@ class UnorderedModelFunction(AsyncFunction):
         self._predictor: Predictor | None = None
 
     def open(self, runtime_context: RuntimeContext) -> None:
-        start_if_process_worker()  # a worker orphaned by a lost TaskManager exits
-        for name in ("httpx", "httpx2"):  # one INFO line per request would flood worker logs
-            logging.getLogger(name).setLevel(logging.WARNING)
-        try:
-            group = runtime_context.get_metrics_group()
-        except Exception:  # noqa: BLE001 - metrics disabled ('python.metric.enabled' = false)
-            group = None
-        self._predictor = Predictor(self.spec, self.settings,
-                                    metrics=Metrics(group, self.spec.name))
+        self._predictor = open_predictor(self.spec, self.settings,
+                                         runtime_context.get_metrics_group)
 
     def flush_metrics(self) -> None:
         """Reports pending metric updates; called on the bundle thread (_pyflink_compat)."""
