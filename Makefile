@@ -27,7 +27,7 @@ lint: install
 
 ## The whole test suite (lint, unit tests, real Flink jobs against a local HTTP server).
 test: install lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 test-unit: install
 	$(PY) -m pytest -q tests/unit
