@@ -1,4 +1,4 @@
-"""Chaos at CI size: 1,000 distinct rows per strategy through ML_PREDICT against seeded random
+"""Chaos at CI size: 600 distinct rows per strategy through ML_PREDICT against seeded random
 faults (429 with and without Retry-After, 5xx, requests never answered until the client times
 out, TCP resets, malformed JSON).
 
@@ -24,10 +24,12 @@ from tests.fakes.openai_server import FaultInjectingServer, request_key
 
 pytestmark = pytest.mark.flink
 
-ROWS = 1000
+ROWS = 600
 SEED = 7
-# One and a half times the acceptance mix of bench/chaos.py: 28% of the requests fail.
-RATES = {"429": 0.06, "429-retry-after": 0.06, "500": 0.03, "502": 0.02, "503": 0.03,
+# The acceptance mix of bench/chaos.py with one and a half times its other faults: 24% of the
+# requests fail. Random 429s at a higher rate mostly measure the shared cooldown (every 429
+# holds the model's requests for its Retry-After), which made this job take over 2 minutes.
+RATES = {"429": 0.04, "429-retry-after": 0.04, "500": 0.03, "502": 0.02, "503": 0.03,
          "hang": 0.02, "reset": 0.03, "malformed-json": 0.03}
 CONCURRENCY = 64
 PARALLELISM = 2
@@ -107,7 +109,7 @@ def test_retry_loses_no_row_under_a_fault_mix(chaos) -> None:
     faults = collections.Counter(o for tries in outcomes.values() for o in tries if o != "ok")
     assert {"status:429", "status:500", "status:502", "status:503", "hang", "reset",
             "malformed-json"} <= faults.keys()
-    assert sum(faults.values()) > 0.2 * ROWS
+    assert sum(faults.values()) > 0.15 * ROWS  # 24% of at least ROWS requests, ~5 sigma below
     assert len(outcomes) == ROWS
     assert [text for text, tries in outcomes.items()
             if tries.count("ok") != 1 or tries[-1] != "ok"] == []
@@ -120,7 +122,7 @@ def test_ignore_labels_exactly_the_rows_the_server_failed(chaos) -> None:
     assert len(outcomes) == ROWS and all(len(tries) == 1 for tries in outcomes.values())
     failed_for_good = {text for text, tries in outcomes.items() if tries[0] != "ok"}
     labelled = {row["txt"]: row for row in rows if row["error-string"] is not None}
-    assert len(failed_for_good) > 0.2 * ROWS
+    assert len(failed_for_good) > 0.15 * ROWS  # 24% expected, ~5 sigma below
     assert len(labelled) == len(failed_for_good)
     assert labelled.keys() == failed_for_good
     unlabelled = [row for row in rows if row["error-string"] is None]
