@@ -105,8 +105,32 @@ def _completed(port: int) -> int:
         return int(json.load(response)["completed"])
 
 
-def measure(rows: int, every: int, concurrency: int) -> list[dict]:
-    """Runs the job; one record per EVERY rows (and one at the end)."""
+def _stop(pid: int) -> None:
+    """Ends the job: its client, its JVM and the JVM's workers (PyFlink's gateway JVM does not
+    always end with its client)."""
+    import os
+    import signal
+
+    pids = [p for p, _, _ in process_tree(pid)]
+    for target in pids:
+        try:
+            os.kill(target, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in pids[1:]):
+        time.sleep(0.2)
+    for target in pids[1:]:
+        try:
+            os.kill(target, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def measure(rows: int, every: int, concurrency: int,
+            max_seconds: float | None = None) -> list[dict]:
+    """Runs the job; one record per EVERY rows (and one at the end). With ``max_seconds`` the
+    job is stopped after that long (the records so far stand)."""
     server = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--serve"],
                               cwd=ROOT, stdout=subprocess.PIPE, text=True)
     records: list[dict] = []
@@ -143,6 +167,12 @@ def measure(rows: int, every: int, concurrency: int) -> list[dict]:
                     mark += every
             if finished:
                 break
+            if max_seconds is not None and time.monotonic() - started > max_seconds:
+                print(f"# stopped after {max_seconds:.0f} s at {done} rows (--max-seconds)",
+                      flush=True)
+                _stop(job.pid)
+                job.wait()
+                return records
             time.sleep(0.2)
         stderr = job.stderr.read() if job.stderr else ""
         if job.returncode != 0:
@@ -159,6 +189,8 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--every", type=int, default=100_000)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--max-seconds", type=float, default=None,
+                        help="stop the job after this long (the figures so far stand)")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--run-job", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
@@ -168,7 +200,7 @@ def main() -> int:
     elif args.run_job:
         run_job(args.port, args.rows, args.concurrency)
     else:
-        records = measure(args.rows, args.every, args.concurrency)
+        records = measure(args.rows, args.every, args.concurrency, args.max_seconds)
         if records:
             first, end = records[0], records[-1]
             print(f"# worker RSS {first['rss']:.0f} MB at {first['rows']} rows, {end['rss']:.0f} "
