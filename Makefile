@@ -32,11 +32,17 @@ test: install lint
 test-unit: install
 	$(PY) -m pytest -q tests/unit
 
-## The benchmark suite (a few minutes; prints a table, not part of the tests). BENCH_ARGS=--full
-## for the long sweep. Set BENCH_LOCK=/path/to/lock to run it under flock on a shared machine.
+## The benchmark suite (a few minutes; prints a table and writes bench/results/throughput.png,
+## not part of the tests; installs the 'bench' extra: matplotlib). BENCH_ARGS=--full for the long
+## sweep, BENCH_ARGS=--rss for the worker's RSS over 1,000,000 rows. Set BENCH_LOCK=/path/to/lock
+## to run it under flock on a shared machine.
 BENCH_ARGS ?=
 BENCH_LOCK ?=
-bench: install
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	touch $@
+
+bench: install $(VENV)/.bench-installed
 	$(if $(BENCH_LOCK),flock $(BENCH_LOCK) )$(PY) bench/suite.py $(BENCH_ARGS)
 
 ## docker-compose: a Flink 2.3 cluster with the package (needs a Docker engine).

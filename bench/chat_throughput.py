@@ -6,12 +6,16 @@ fresh one per run) with CONCURRENCY requests in flight, from a command in its ow
 * ``loop``            a plain ``asyncio`` + ``openai`` loop (AsyncOpenAI, a semaphore): the ceiling
 * ``loop-aiohttp``    the same loop with the SDK's aiohttp transport (``DefaultAioHttpClient``)
 * ``job-p<N>``        the Flink job at parallelism N on the embedded mini-cluster: a bounded
-                      datagen sequence -> ML_PREDICT -> blackhole sink (no collect()); the Python
-                      worker mode is the package's default (today: loopback, in the client
-                      process, on the mini-cluster at any parallelism)
-* ``job-p<N>-loopback`` / ``job-p<N>-process``   the job with that Python worker mode (needs a
-                      ``create_table_environment(python_worker_mode=...)``, not in this package
-                      yet: without it the job runs in the default mode)
+                      datagen sequence -> ML_PREDICT -> blackhole sink (no collect()), with
+                      CONCURRENCY / N requests in flight per parallel instance (CONCURRENCY in
+                      all, as the loop); the Python worker mode is the package's default
+                      (loopback: in the client process, on the mini-cluster at any parallelism)
+* ``job-p<N>-loopback`` / ``job-p<N>-process``   the job with that Python worker mode
+                      (``create_table_environment(python_worker_mode=...)``): loopback runs every
+                      parallel instance in the client process, process mode one Python worker
+                      process per instance
+* ``<job>-sync``      the job with ML_PREDICT CONFIG ``'async' = 'false'``: the naive synchronous
+                      UDF, one request at a time per parallel instance (``job-p1-sync``)
 * ``<job>~NAME``      the job with the Flink options of ``--variant NAME:KEY=VALUE,...``
 * ``<job>@NAME``      the job with the package from ``--src NAME=DIR`` (e.g. an unpacked
                       ``git archive main flink_ml_predict``) instead of this checkout's:
@@ -53,14 +57,15 @@ from bench.steady import Sampler, process_tree, server_stats, steady_window  # n
 
 KEY = "bench-key"
 _CONTENDER = re.compile(
-    r"^(loop(?:-aiohttp)?|job-p(\d+)(?:-(loopback|process))?)(?:@(\w+))?(?:~(\w+))?$")
+    r"^(?P<kind>loop(?:-aiohttp)?|job-p(?P<parallelism>\d+)(?:-(?P<mode>loopback|process))?"
+    r"(?P<sync>-sync)?)(?:@(?P<src>\w+))?(?:~(?P<variant>\w+))?$")
 
 
 # --- the commands that do the work (each in its own process) ---------------------------------
 
 
 def run_job(port: int, rows: int, concurrency: int, parallelism: int, mode: str | None,
-            options: dict[str, str], output_mode: str) -> None:
+            options: dict[str, str], output_mode: str, asynchronous: bool = True) -> None:
     """The Flink job, until it has finished."""
     from flink_ml_predict import create_table_environment, execute_script
 
@@ -69,9 +74,12 @@ def run_job(port: int, rows: int, concurrency: int, parallelism: int, mode: str 
                                          python_worker_mode=mode)
     except TypeError:  # an older package (@NAME) without worker modes: loopback
         t_env = create_table_environment(parallelism=parallelism, config=options)
-    config = f"'max-concurrent-operations', '{concurrency}'"
+    per_instance = max(1, concurrency // parallelism)  # CONCURRENCY in flight in all
+    config = f"'max-concurrent-operations', '{per_instance}'"
     if output_mode != "ORDERED":
         config += f", 'output-mode', '{output_mode}'"
+    if not asynchronous:
+        config += ", 'async', 'false'"
     script = f"""
     CREATE TEMPORARY MODEL m INPUT (`input` STRING) OUTPUT (`content` STRING) WITH (
       'provider' = 'openai', 'endpoint' = 'http://127.0.0.1:{port}/v1/chat/completions',
@@ -131,10 +139,10 @@ def _command(contender: str, port: int, args: argparse.Namespace) -> list[str]:
                "--concurrency", str(args.concurrency), "--output-mode", args.output_mode]
     match = _CONTENDER.match(contender)
     variants = dict(v.split(":", 1) for v in args.variant)
-    if match and match.group(5):
-        if match.group(5) not in variants:
-            raise SystemExit(f"{contender} needs --variant {match.group(5)}:KEY=VALUE,...")
-        extra = [o for o in variants[match.group(5)].split(",") if o]
+    if match and match["variant"]:
+        if match["variant"] not in variants:
+            raise SystemExit(f"{contender} needs --variant {match['variant']}:KEY=VALUE,...")
+        extra = [o for o in variants[match["variant"]].split(",") if o]
     else:
         extra = []
     for option in [*args.D, *extra]:
@@ -148,10 +156,10 @@ def _command(contender: str, port: int, args: argparse.Namespace) -> list[str]:
 def _source(contender: str, args: argparse.Namespace) -> str | None:
     """The package directory of a ``<job>@NAME`` contender (None: this checkout)."""
     match = _CONTENDER.match(contender)
-    if match is None or match.group(4) is None:
+    if match is None or match["src"] is None:
         return None
     sources = dict(entry.split("=", 1) for entry in args.src)
-    name = "this" if args.run else match.group(4)
+    name = "this" if args.run else match["src"]
     if name not in sources:
         raise SystemExit(f"{contender} needs --src {name}=DIR")
     return str(Path(sources[name]).resolve())
@@ -311,8 +319,8 @@ def main() -> int:
                  "aiohttp" if args.run.endswith("aiohttp") else "httpx")
     else:
         options = dict(option.split("=", 1) for option in args.D)
-        run_job(args.port, args.rows, args.concurrency, int(match.group(2)), match.group(3),
-                options, args.output_mode)
+        run_job(args.port, args.rows, args.concurrency, int(match["parallelism"]), match["mode"],
+                options, args.output_mode, asynchronous=match["sync"] is None)
     return 0
 
 

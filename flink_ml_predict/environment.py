@@ -36,6 +36,10 @@ from .errors import ConfigurationError
 
 _LOGGER = logging.getLogger(__name__)
 _WORKER_MODE = "_python_worker_execution_mode"  # read by PyFlink's TableEnvironment._open
+PYTHON_WORKER_MODES = ("loopback", "process")
+"""Where PyFlink runs the Python functions: in this process ("loopback", the embedded
+mini-cluster's default) or in Python worker processes that Flink starts ("process", one per
+parallel instance; a cluster's only mode)."""
 
 KNOWN_SECRET_VARIABLES = ("OPENAI_API_KEY", "DASHSCOPE_API_KEY", "AZURE_OPENAI_API_KEY")
 """Provider key variables never passed to the JVM this package launches."""
@@ -122,6 +126,26 @@ def _launch_environment(hidden: Iterable[str], worker_mode: str | None) -> Itera
                 os.environ[_WORKER_MODE] = saved_mode
 
 
+def resolve_worker_mode(python_worker_mode: str | None, jobmanager: str | None) -> str | None:
+    """The value for PyFlink's worker-mode variable (None: PyFlink's choice, loopback locally).
+
+    Raises:
+        ConfigurationError: an unknown mode, or "loopback" on a cluster.
+    """
+    if python_worker_mode is None:
+        return None if jobmanager is None else "process"
+    mode = python_worker_mode.strip().lower()
+    if mode not in PYTHON_WORKER_MODES:
+        raise ConfigurationError(f"python worker mode '{python_worker_mode}' is not one of "
+                                 f"{', '.join(PYTHON_WORKER_MODES)}")
+    if mode == "loopback" and jobmanager is not None:
+        raise ConfigurationError(f"python worker mode 'loopback' runs the functions in this "
+                                 f"process, which only the embedded mini-cluster can do; on the "
+                                 f"cluster at {jobmanager} they run in its TaskManagers' workers "
+                                 f"('process')")
+    return mode
+
+
 def silence_environment_logging() -> None:
     """Raises the :data:`ENVIRONMENT_LOGGERS` to their levels in the running JVM (idempotent).
 
@@ -145,7 +169,8 @@ def create_table_environment(*, batch: bool = False, parallelism: int | None = N
                              config: Mapping[str, str] | None = None,
                              jobmanager: str | None = None,
                              secret_names: Iterable[str] = (),
-                             datastream: bool = False) -> Any:
+                             datastream: bool = False,
+                             python_worker_mode: str | None = None) -> Any:
     """A TableEnvironment on the embedded mini-cluster, or on the cluster at ``jobmanager``.
 
     Args:
@@ -160,9 +185,21 @@ def create_table_environment(*, batch: bool = False, parallelism: int | None = N
             ``'output-mode' = 'ALLOW_UNORDERED'`` emits results as they arrive (see
             :mod:`flink_ml_predict.unordered`); otherwise a plain ``TableEnvironment``, on which
             every call emits in input order.
+        python_worker_mode: where the Python functions run on the mini-cluster: "loopback" (the
+            default there: in this process, so parallel instances share its one CPU) or "process"
+            (a Python worker process per parallel instance, started by Flink with
+            ``python.executable``, default this interpreter: parallel instances use several
+            cores; metrics are then only visible through Flink, not in this process). On a
+            cluster (``jobmanager``) the functions always run in the TaskManagers' workers
+            ("process"); "loopback" is refused there. PyFlink reads it when a TableEnvironment
+            is created, so environments of one process may differ.
+
+    Raises:
+        ConfigurationError: an unknown ``python_worker_mode``, or "loopback" with ``jobmanager``.
     """
     from pyflink.table import EnvironmentSettings, StreamTableEnvironment, TableEnvironment
 
+    worker_mode = resolve_worker_mode(python_worker_mode, jobmanager)
     options = dict(config or {})
     if jobmanager is not None:
         options.update(remote_settings(jobmanager, options))
@@ -170,7 +207,7 @@ def create_table_environment(*, batch: bool = False, parallelism: int | None = N
     # Python functions in this process ("loopback"), and the cluster's workers would call back
     # here. Process mode runs them in the TaskManagers' Python workers, as `flink run -py` does.
     hidden = secret_variables(os.environ, secret_names)
-    with _launch_environment(hidden, None if jobmanager is None else "process"):
+    with _launch_environment(hidden, worker_mode):
         # Building the settings already starts the JVM (PyFlink's gateway) if none runs.
         settings = (EnvironmentSettings.in_batch_mode() if batch
                     else EnvironmentSettings.in_streaming_mode())

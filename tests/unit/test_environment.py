@@ -67,3 +67,34 @@ def test_the_docker_image_applies_the_log4j_settings() -> None:
     dockerfile = (ROOT / "docker" / "Dockerfile").read_text(encoding="utf-8")
     assert "from flink_ml_predict.environment import LOG4J_SETTINGS" in dockerfile
     assert "glob.glob('/opt/flink/conf/log4j*.properties')" in dockerfile
+
+
+def test_python_worker_mode_defaults_and_choices() -> None:
+    resolve = environment.resolve_worker_mode
+    assert resolve(None, None) is None  # PyFlink's choice: loopback on the mini-cluster
+    assert resolve(None, "jm:8081") == "process"
+    assert resolve("process", None) == "process"
+    assert resolve(" Loopback ", None) == "loopback"
+    assert resolve("process", "jm:8081") == "process"
+
+
+@pytest.mark.parametrize(("mode", "jobmanager", "words"), [
+    ("thread", None, ["'thread'", "loopback, process"]),
+    ("", None, ["''", "loopback, process"]),
+    ("loopback", "jm:8081", ["'loopback'", "jm:8081", "'process'"]),
+])
+def test_python_worker_mode_refused(mode: str, jobmanager: str | None, words: list[str]) -> None:
+    with pytest.raises(environment.ConfigurationError) as raised:
+        environment.resolve_worker_mode(mode, jobmanager)
+    assert all(word in str(raised.value) for word in words), str(raised.value)
+
+
+def test_create_table_environment_refuses_a_bad_worker_mode_before_the_jvm(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check comes before PyFlink is touched: a bad value never starts a JVM."""
+    launched = []
+    monkeypatch.setattr(environment, "_launch_environment",
+                        lambda *args: launched.append(args))  # would be entered by a launch
+    with pytest.raises(environment.ConfigurationError, match="'threads'"):
+        environment.create_table_environment(python_worker_mode="threads")
+    assert launched == []
