@@ -11,14 +11,10 @@ instance of the ML_PREDICT operator, shared by all its rows in flight), retries 
   got through (a slow model must not hold the others). Then they start one at a time at an
   adapted interval. After a round sent unpaced it is the pace the service admitted (the round's
   successes over the longer of the round, at most the last minute or so, and the cooldown); after
-  a paced round, the mean of the round's first and last intervals (longer than the one that met
-  the 429: each success shortens the interval by 1/64, so the pacing fades out, below 1 ms it
-  stops, once the limit has passed). Neither grows without end when 429s come at random rather
-  than from a rate, as a multiplicative slowdown per 429 would, or a pace measured in successes
-  per second when other failures, slow answers or few rows thin them out. When the round admitted
-  nothing (the first requests were throttled) there is no pace to go by: the interval starts at
-  the cooldown, at most one second, and halves with each success (a ramp up, as DashScope asks
-  for after throttling).
+  a paced round, the mean of the round's first and last intervals (each success shortens the
+  interval by 1/64; below 1 ms pacing stops). Neither grows without end under random 429s. When
+  the round admitted nothing, the interval starts at the cooldown (at most 1 s) and halves with
+  each success (a ramp up, as DashScope asks for after throttling).
   A 429 of a request sent before the cooldown began (one already in flight) may extend the
   cooldown but starts no new round.
 * **Limits.** ``requests-per-minute`` and ``tokens-per-minute``: :class:`aiolimiter.AsyncLimiter`
