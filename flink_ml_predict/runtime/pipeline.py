@@ -214,11 +214,25 @@ class CallPipeline:
                                     exc.described() if isinstance(exc, ModelCallError) else exc,
                                     state.upcoming_sleep)
 
+        # Most requests succeed at once: the first attempt runs without building tenacity's
+        # per-request retry state (a measurable share of a row's CPU); its retryable failure is
+        # handed to tenacity as the first attempt's outcome, so waits and counts are unchanged.
+        try:
+            return await self._attempt(send, deadline, tokens, 0.0)
+        except OutOfBudget as out:
+            raise self._out_of_budget(out, None) from None
+        except RetryableModelCallError as exc:
+            if self._policy.max_retries == 0:
+                raise
+            first: RetryableModelCallError | None = exc
         retrying = self._policy.to_retrying(budget=max(deadline - time.monotonic(), 0.0),
                                             sleep=self._sleep, on_retry=on_retry)
         try:
             async for attempt in retrying:
                 with attempt:
+                    if first is not None:
+                        failed, first = first, None
+                        raise failed
                     return await self._attempt(send, deadline, tokens, resume[0])
         except OutOfBudget as out:
             raise self._out_of_budget(out, last[0]) from None

@@ -61,7 +61,7 @@ class RetryPolicy:
         """A tenacity AsyncRetrying for one row.
 
         Args:
-            budget: seconds from the first attempt after which no new attempt may start.
+            budget: seconds from now (the deadline less now) after which no new attempt may start.
             sleep: the coroutine used to wait (tests inject a recorder).
             on_retry: called before each wait (metrics, logging).
         """
