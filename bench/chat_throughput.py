@@ -123,11 +123,13 @@ def run_loop(port: int, rows: int, concurrency: int, transport: str) -> None:
 # --- the orchestration --------------------------------------------------------------------------
 
 
-def _start_server(latency: float) -> tuple[subprocess.Popen, int]:
+def _start_server(latency: float, latency_max: float | None = None
+                  ) -> tuple[subprocess.Popen, int]:
     """The fake server in its own process; (process, port)."""
+    spread = ["--latency-max", str(latency_max)] if latency_max is not None else []
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.fakes.openai_server", "--port", "0", "--api-key", KEY,
-         "--latency", str(latency)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+         "--latency", str(latency), *spread], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     url = process.stdout.readline().split(" on ", 1)[1].strip()  # the start-up line: bound
     return process, int(url.rsplit(":", 1)[1])
@@ -192,7 +194,7 @@ def _python_workers(pid: int) -> list[int]:
 
 def measure(contender: str, args: argparse.Namespace, round_no: int) -> dict:
     """One run of one contender; its figures."""
-    server, port = _start_server(args.latency)
+    server, port = _start_server(args.latency, args.latency_max)
     sampler = Sampler(port, KEY, server.pid)
     profilers: list[subprocess.Popen] = []
     try:
@@ -204,7 +206,7 @@ def measure(contender: str, args: argparse.Namespace, round_no: int) -> dict:
         process = subprocess.Popen(_command(contender, port, args), cwd=ROOT, env=env,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         sampler.start(process.pid)
-        ideal_window = 0.8 * args.rows * max(args.latency, 0.001) / args.concurrency
+        ideal_window = 0.8 * args.rows * max(_mean_latency(args), 0.001) / args.concurrency
         while process.poll() is None:
             if (args.profile and not profilers and contender.startswith("job")
                     and sampler.samples and sampler.samples[-1].completed >= 0.1 * args.rows):
@@ -254,6 +256,12 @@ def summarise(results: list[dict], contenders: list[str]) -> None:
             if max(values) > 0.005))
 
 
+def _mean_latency(args: argparse.Namespace) -> float:
+    if args.latency_max is None:
+        return float(args.latency)
+    return (args.latency + args.latency_max) / 2
+
+
 def orchestrate(args: argparse.Namespace) -> int:
     contenders = [c.strip() for c in args.contenders.split(",") if c.strip()]
     for contender in contenders:
@@ -261,9 +269,11 @@ def orchestrate(args: argparse.Namespace) -> int:
             raise SystemExit(f"unknown contender '{contender}'")
     if args.profile:
         Path(args.profile).mkdir(parents=True, exist_ok=True)
-    ideal = args.rows * args.latency / args.concurrency
+    ideal = args.rows * _mean_latency(args) / args.concurrency
     limit = f"ideal {args.rows / ideal:.0f} rows/s" if ideal else "no latency"
-    print(f"# {args.rows} rows, {args.latency * 1000:.0f} ms latency, {args.concurrency} in "
+    spread = f"-{args.latency_max * 1000:.0f}" if args.latency_max is not None else ""
+    print(f"# {args.rows} rows, {args.latency * 1000:.0f}{spread} ms latency, "
+          f"{args.concurrency} in "
           f"flight, output-mode {args.output_mode}; {limit}; options {args.D or 'none'}")
     print("round,contender,rows_per_s,total_s,max_in_flight,cpu_ms_per_row(client/jvm/workers/"
           "total/server)", flush=True)
@@ -292,6 +302,8 @@ def main() -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=5000)
     parser.add_argument("--latency", type=float, default=0.1)
+    parser.add_argument("--latency-max", type=float, default=None,
+                        help="draw each answer's latency uniformly from [--latency, this]")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--contenders", default="loop,job-p1,job-p2")
     parser.add_argument("--repeats", type=int, default=3)

@@ -162,14 +162,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--api-key", default=None)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
+    parser.add_argument("--latency-max", type=float, default=None,
+                        help="draw each answer's latency uniformly from [--latency, this]")
     parser.add_argument("--rpm", type=float, default=None,
                         help="answer 429 above this many requests a minute (tests/fakes/ratelimit)")
     args = parser.parse_args(argv)
+    latency: float | tuple[float, float] = args.latency
+    if args.latency_max is not None:
+        latency = (args.latency, args.latency_max)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     with FaultInjectingServer(args.host, args.port, api_key=args.api_key,
-                              latency=args.latency) as server:
+                              latency=latency, seed=0) as server:
         if args.rpm is not None:
             from tests.fakes.ratelimit import RequestRateLimit
 
