@@ -32,6 +32,7 @@ import sys
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from ._planner_threads import seed_planner_threads
 from .errors import ConfigurationError
 
 _LOGGER = logging.getLogger(__name__)
@@ -219,6 +220,7 @@ def create_table_environment(*, batch: bool = False, parallelism: int | None = N
         else:
             t_env = TableEnvironment.create(settings)
     silence_environment_logging()
+    seed_planner_threads(t_env)
     table_config = t_env.get_config()
     if parallelism is not None:
         table_config.set("parallelism.default", str(parallelism))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ._planner_threads import seed_planner_threads
 from .environment import silence_environment_logging
 from .errors import ModelDefinitionError
 from .model import ModelSpec
@@ -68,10 +69,12 @@ class ModelRegistry:
 
         First use also raises the levels of Flink's loggers that write a process's environment
         (:func:`~.environment.silence_environment_logging`): a TableEnvironment the user created
-        runs in a JVM that may hold an API key in its environment."""
+        runs in a JVM that may hold an API key in its environment. It also makes every gateway
+        thread able to plan queries (:func:`~._planner_threads.seed_planner_threads`)."""
         registry = getattr(t_env, _ATTRIBUTE, None)
         if registry is None:
             silence_environment_logging()
+            seed_planner_threads(t_env)
             registry = cls(t_env)
             setattr(t_env, _ATTRIBUTE, registry)
         return registry

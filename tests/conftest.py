@@ -14,6 +14,7 @@ import json
 import os
 import re
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -238,18 +239,37 @@ def temp_dirs() -> list[Path]:
     return sorted({Path(tempfile.gettempdir()), Path("/tmp")})
 
 
-def files_containing(secret: str, roots: Iterable[Path]) -> list[str]:
-    """Regular files under `roots` holding `secret` as bytes, or base64-encoded at any alignment:
-    'path (raw)' / 'path (base64)'. Files that vanish or cannot be read while scanning are skipped."""
-    raw = secret.encode()
-    needles = {"raw": [raw], "base64": [
-        base64.b64encode(b"\0" * shift + raw)[4 if shift else 0:-4] for shift in range(3)]}
+# Filesystem timestamps come from a coarse kernel clock that may lag time.time() by a few ms.
+_TIMESTAMP_SLACK = 2.0
+
+
+def files_containing(secrets: str | Iterable[str], roots: Iterable[Path], *,
+                     changed_since: float) -> list[str]:
+    """Regular files under `roots` holding one of `secrets` as bytes, or base64-encoded at any
+    alignment: 'path (raw)' / 'path (base64)'. Files that vanish or cannot be read while scanning
+    are skipped.
+
+    Only files whose inode changed since `changed_since` (time.time() taken before the secrets
+    were made) are read: a file can only hold a secret if it was written after the secret
+    existed, and writing sets the file's ctime, which no process can set back (unlike mtime).
+    Everything older in the shared temp directory (other runs' virtualenvs, jars) is skipped."""
+    needles: dict[str, list[bytes]] = {"raw": [], "base64": []}
+    for secret in [secrets] if isinstance(secrets, str) else secrets:
+        raw = secret.encode()
+        needles["raw"].append(raw)
+        needles["base64"] += [base64.b64encode(b"\0" * shift + raw)[4 if shift else 0:-4]
+                              for shift in range(3)]
+    oldest = changed_since - _TIMESTAMP_SLACK
     found: list[str] = []
     for root in roots:
         for directory, _, names in os.walk(root):
             for name in names:
                 path = os.path.join(directory, name)
-                if os.path.islink(path) or not os.path.isfile(path):
+                try:
+                    status = os.lstat(path)
+                except OSError:
+                    continue
+                if not stat.S_ISREG(status.st_mode) or status.st_ctime < oldest:
                     continue
                 try:
                     with open(path, "rb") as handle:

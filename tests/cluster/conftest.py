@@ -57,6 +57,7 @@ IDENT = "fmp-cluster-test"  # FLINK_IDENT_STRING: part of every pid and log file
 SLOTS = 2
 START_TIMEOUT = 120.0
 STOP_TIMEOUT = 30.0
+DAEMON_KEY_MADE = time.time()
 DAEMON_KEY = canary_key()  # in the JobManager's and TaskManagers' environment, in no file
 
 
@@ -430,5 +431,5 @@ def epoch_ms() -> int:
     return int(time.time() * 1000)
 
 
-__all__ = ["DAEMON_KEY", "StandaloneCluster", "cmdline", "descendants_of", "epoch_ms", "is_running",
-           "run_flink", "start_cli"]
+__all__ = ["DAEMON_KEY", "DAEMON_KEY_MADE", "StandaloneCluster", "cmdline", "descendants_of",
+           "epoch_ms", "is_running", "run_flink", "start_cli"]

@@ -16,6 +16,8 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -181,6 +183,19 @@ def start_cli(script: Path, **streams: object) -> subprocess.Popen[bytes]:
         env=subprocess_environ({"TERM": "xterm"}), start_new_session=True, **streams)
 
 
+def wait_for_held(server: FaultInjectingServer, count: int, process: subprocess.Popen[bytes],
+                  output: Callable[[], str], timeout: float = 180) -> None:
+    """Waits until `count` answers wait at the gate; fails with the CLI's output as soon as the
+    CLI has ended (it can then send nothing more), or after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not server.wait_for_held(count, timeout=1.0):
+        ended = process.poll()
+        if ended is not None or time.monotonic() > deadline:
+            pytest.fail(f"{server.tracker.held} of {count} requests held; the CLI "
+                        f"{'exited with ' + str(ended) if ended is not None else 'still runs'}; "
+                        f"its output:\n{output()}")
+
+
 class TerminalOutput:
     """Everything written to a pseudo-terminal, read on a thread; waits for a pattern."""
 
@@ -218,16 +233,22 @@ def test_a_terminal_shows_a_live_progress_line(server: FaultInjectingServer,
     script = gated_script(tmp_path, server, rows=6, concurrency=2)
     server.hold()  # every answer waits until the test lets it go
     master, slave = pty.openpty()
-    process = start_cli(script, stdout=subprocess.PIPE, stderr=slave)
+    stdout = tmp_path / "stdout"
+    with stdout.open("wb") as out:  # a file: the CLI never waits for a reader
+        process = start_cli(script, stdout=out, stderr=slave)
     os.close(slave)
     terminal = TerminalOutput(master)
+
+    def output() -> str:
+        return f"terminal:\n{terminal.text}\nstdout:\n{stdout.read_text(errors='replace')}"
+
     try:
-        assert server.wait_for_held(2, timeout=180)
+        wait_for_held(server, 2, process, output)
         live = terminal.wait_for(r"(?:\r\n|\r\x1b\[J)m: rows 0 \| [\d.]+ req/s \| in flight 2 \| "
                                  r"retries 0 \| failures 0 \| tokens 0/0", timeout=30)
-        assert live, terminal.text
+        assert live, output()
         server.release()
-        assert process.wait(timeout=120) == 0
+        assert process.wait(timeout=120) == 0, output()
     finally:
         server.release()
         if process.poll() is None:
@@ -246,19 +267,26 @@ def test_ctrl_c_cancels_the_job_in_one_line_and_exits_130(server: FaultInjecting
     script = gated_script(tmp_path, server, rows=8, concurrency=1)
     server.hold()
     server.release(2)  # two rows are answered; the third request waits at the gate
-    process = start_cli(script, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    streams = {name: tmp_path / name for name in ("stdout", "stderr")}
+    with streams["stdout"].open("wb") as out, streams["stderr"].open("wb") as err:
+        process = start_cli(script, stdout=out, stderr=err)
+
+    def output() -> str:
+        return "\n".join(f"{name}:\n{path.read_text(errors='replace')}"
+                         for name, path in streams.items())
+
     try:
         # One request at a time: the third is only sent once the second row is done.
-        assert server.wait_for_held(1, timeout=180)
+        wait_for_held(server, 1, process, output)
         children = descendants_of(process.pid)
         assert children, "no JVM under the CLI's process"
         os.killpg(process.pid, signal.SIGINT)  # as Ctrl-C: to every process of the group
-        out, err = process.communicate(timeout=120)
+        process.wait(timeout=120)
     finally:
         if process.poll() is None:
             process.kill()
-            process.communicate()
-    stderr = err.decode()
+            process.wait()
+    stderr = streams["stderr"].read_text()
     assert process.returncode == 130, stderr
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert re.fullmatch(r"statement 4 \(line \d+\): job [0-9a-f]{32} submitted", lines[0]), lines

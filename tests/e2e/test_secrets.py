@@ -12,6 +12,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,7 @@ def secrets_script(tag: str = "") -> str:
 def _run_and_check_no_key_left(command: list[str], workdir: Path) -> None:
     """Runs `command` in `workdir` (holding secrets_script() as job.sql) with a new key in
     OPENAI_API_KEY; checks what the jobs did, then that no file holds the key."""
+    made = time.time()
     key = canary_key()
     (workdir / "job.sql").write_text(secrets_script(), encoding="utf-8")
     with FaultInjectingServer(api_key=key) as server:
@@ -96,7 +98,8 @@ def _run_and_check_no_key_left(command: list[str], workdir: Path) -> None:
     logs = [p for d in flink_log_dirs() for p in d.glob("*.log")]
     assert any("ML_PREDICT" in p.read_text(errors="replace") for p in logs), (
         f"no Flink log of this run to look into: {logs}")
-    assert files_containing(key, [*flink_log_dirs(), workdir, *temp_dirs()]) == []
+    assert files_containing(key, [*flink_log_dirs(), workdir, *temp_dirs()],
+                            changed_since=made) == []
 
 
 def test_cli_runs_leave_no_key_in_any_file(tmp_path: Path) -> None:
