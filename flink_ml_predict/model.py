@@ -22,6 +22,10 @@ from .structured import StructuredOutput
 
 MASK = "******"
 DEFAULT_MAX_CONCURRENT = 10
+ORDERED_QUEUE_FACTOR = 8
+"""Rows the ordered async operator queues per request slot: an answered row waits there until
+the rows before it are answered, without taking a request slot (the slowest request of a batch
+would otherwise hold the others back: bench/chat_throughput.py --latency-max)."""
 DEFAULT_OPERATOR_TIMEOUT_S = 180.0
 
 
@@ -236,12 +240,22 @@ class CallSettings:
         max_concurrent: requests in flight per parallel instance (Flink's capacity).
         timeout: Flink's operator timeout for one row, in seconds.
         ordered: ORDERED output; PyFlink's async scalar operator always emits in order.
+        queue_factor: PyFlink's async operator queue holds ``max_concurrent * queue_factor``
+            rows (in flight, or answered and waiting for their turn to be emitted in order);
+            the predictor lets at most ``max_concurrent`` of them have a request out. 1: the
+            operator's capacity alone bounds them (SQL-client functions: the user SETs it).
     """
 
     asynchronous: bool = True
     max_concurrent: int = DEFAULT_MAX_CONCURRENT
     timeout: float = DEFAULT_OPERATOR_TIMEOUT_S
     ordered: bool = True
+    queue_factor: int = 1
+
+    @property
+    def queue_capacity(self) -> int:
+        """The capacity of PyFlink's async operator (rows in its queue per parallel instance)."""
+        return self.max_concurrent * self.queue_factor
 
     @property
     def row_budget(self) -> float:

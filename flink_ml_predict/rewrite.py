@@ -23,7 +23,7 @@ from typing import Any
 
 from . import options as opts
 from .errors import PredictCallError
-from .model import CallSettings, ModelSpec
+from .model import ORDERED_QUEUE_FACTOR, CallSettings, ModelSpec
 from .registry import ModelRegistry, unknown_model
 from .sqltext import PredictCall, find_predict_calls
 from .sqltext import quote_identifier as quote
@@ -103,7 +103,8 @@ def call_settings(config: Mapping[str, str], t_env: Any, where: str) -> CallSett
     except ValueError as exc:  # OptionValueError and int() errors
         raise PredictCallError(f"{where}: ML_PREDICT CONFIG: {exc}") from None
     return CallSettings(asynchronous=asynchronous, max_concurrent=concurrency, timeout=timeout,
-                        ordered=mode == "ORDERED")
+                        ordered=mode == "ORDERED",
+                        queue_factor=ORDERED_QUEUE_FACTOR if asynchronous else 1)
 
 
 def _input_schema(t_env: Any, call: PredictCall, where: str) -> tuple[list[str], list[Any]]:
@@ -247,5 +248,5 @@ def apply_settings(t_env: Any, settings: CallSettings | None) -> None:
     config.set("table.exec.async-scalar.retry-strategy", "NO_RETRY")
     if settings is not None:
         config.set("table.exec.async-scalar.max-concurrent-operations",
-                   str(settings.max_concurrent))
+                   str(settings.queue_capacity))
         config.set("table.exec.async-scalar.timeout", f"{int(settings.timeout * 1000)} ms")

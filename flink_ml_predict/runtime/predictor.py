@@ -19,7 +19,12 @@ from typing import Any
 
 from ..columns import Role
 from ..documents import Documents
-from ..errors import AnswerFormatError, ModelCallError, PermanentModelCallError
+from ..errors import (
+    AnswerFormatError,
+    ModelCallError,
+    PermanentModelCallError,
+    RetryableModelCallError,
+)
 from ..model import CallSettings, ModelSpec
 from ..options import OutputFormat, Strategy, Task
 from ..structured import InvalidAnswer
@@ -72,6 +77,9 @@ class Predictor:
         self._log_overflow = _Sampled()
         self._log_dropped = _Sampled()
         self._log_retry = _Sampled()
+        # Request slots, when PyFlink's queue holds more rows than may have requests out.
+        self._slots = (asyncio.Semaphore(settings.max_concurrent)
+                       if settings.asynchronous and settings.queue_factor > 1 else None)
 
     @property
     def metrics(self) -> Metrics:
@@ -193,12 +201,34 @@ class Predictor:
         if fitted is None:
             return []
         deadline = time.monotonic() + self._settings.row_budget
+        slots = self._slots
         try:
-            if self._spec.task is Task.CHAT:
-                return await self._chat_rows(fitted, deadline, documents)
-            return await self._embedding_rows(fitted, deadline)
+            if slots is not None:
+                await self._take_slot(slots, deadline)
+            try:
+                if self._spec.task is Task.CHAT:
+                    return await self._chat_rows(fitted, deadline, documents)
+                return await self._embedding_rows(fitted, deadline)
+            finally:
+                if slots is not None:
+                    slots.release()
         except ModelCallError as exc:
             return self._fail(exc)
+
+    async def _take_slot(self, slots: asyncio.Semaphore, deadline: float) -> None:
+        """Waits for one of the max-concurrent-operations request slots, within the row's
+        budget (a row queued behind others never meets Flink's timeout because of them)."""
+        if not slots.locked():
+            await slots.acquire()  # free: no suspension, no timer
+            return
+        try:
+            await asyncio.wait_for(slots.acquire(), max(deadline - time.monotonic(), 0.0))
+        except TimeoutError:
+            raise RetryableModelCallError(
+                f"the row's time budget ({self._settings.row_budget:g}s, inside the operator "
+                "timeout) ran out waiting for one of the "
+                f"{self._settings.max_concurrent} request slots (max-concurrent-operations)"
+            ) from None
 
     def _fail(self, exc: ModelCallError) -> list[tuple[Any, ...]]:
         self._metrics.inc("rows-failed")

@@ -7,6 +7,7 @@ import pytest
 from flink_ml_predict import PredictCallError, execute_script, predict, register_model, sql_query
 from flink_ml_predict.demo_answers import embedding_vector
 from tests.conftest import METADATA_OUTPUT, TEST_KEY, collect, model_ddl, sequence_source
+from tests.fakes.openai_server import Fault
 
 pytestmark = pytest.mark.flink
 
@@ -58,6 +59,21 @@ def test_in_flight_requests_are_bounded_by_max_concurrent_operations(t_env, serv
                           "DESCRIPTOR(txt), MAP['max-concurrent-operations', '4'])")
     assert len(rows) == 60
     assert (server.max_in_flight, server.gate_expired) == (4, 0)
+
+
+def test_an_unanswered_row_does_not_hold_back_the_requests_behind_it(t_env, server) -> None:
+    """Ordered output: answered rows wait in PyFlink's queue for the rows before them without
+    keeping a request slot. Row 1 is answered only once 24 requests have reached the server
+    (with only 4 queue entries, as many as the slots, no more than 4 could); at no time are
+    more than max-concurrent-operations = 4 requests out, and the output keeps input order."""
+    server.script("text-1", [Fault.after_arrivals(24)])
+    execute_script(t_env, model_ddl("m", server.base_url) + ";\n" + sequence_source("src", 40))
+    t_env.get_config().set("python.fn-execution.bundle.time", "3600000")  # no mid-run drain
+    rows = collect(t_env, "SELECT id, content FROM ML_PREDICT(TABLE src, MODEL m, "
+                          "DESCRIPTOR(txt), MAP['max-concurrent-operations', '4'])")
+    assert rows == [(i, f"text-{i}") for i in range(1, 41)]
+    assert server.gate_expired == 0  # row 1 saw 24 arrivals: the others went on meanwhile
+    assert server.max_in_flight <= 4
 
 
 def test_default_concurrency_follows_the_table_option(t_env, server) -> None:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from tests.fakes.gate import DEFAULT_HOLD_TIMEOUT
+
 __all__ = ["ConnectionCut", "Exchange", "RecordedRequest", "Route", "error_body"]
 
 
@@ -82,6 +84,11 @@ class Exchange:
     def pause(self, seconds: float) -> None:
         """Wait without holding up other requests; returns early when the server stops."""
         self._handler.server.owner.pause(seconds)
+
+    def wait_for_arrivals(self, count: int) -> None:
+        """Wait until the server has received ``count`` requests (the gate's hold timeout at most:
+        then the server's ``gate_expired`` counts it)."""
+        self._handler.server.owner.tracker.wait_for_arrived(count, DEFAULT_HOLD_TIMEOUT)
 
     # ---- answering ------------------------------------------------------------------------------
 

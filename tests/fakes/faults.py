@@ -35,6 +35,8 @@ class Fault:
     * ``wrong-content-type``: 200 ``text/html`` with an HTML page.
     * ``empty-choices``: 200 with valid JSON but ``"choices": []`` (``"data": []`` for lists).
     * ``stream-cut``: for a stream, two chunks then a close without ``[DONE]``; otherwise reset.
+    * ``after-arrivals``: answer normally once the server has received ``arrivals`` requests
+      (other requests' progress, not time, decides; the gate's hold timeout at most).
     """
 
     kind: str
@@ -43,6 +45,7 @@ class Fault:
     retry_after_ms: str | None = None
     delay: float = 0.0
     code: str | None = None
+    arrivals: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in APPLIERS:
@@ -73,6 +76,11 @@ class Fault:
     def hang(cls) -> Fault:
         """Never answer: hold the request until the client closes the connection."""
         return cls("hang")
+
+    @classmethod
+    def after_arrivals(cls, count: int) -> Fault:
+        """Answer once ``count`` requests have reached the server (this one included)."""
+        return cls("after-arrivals", arrivals=count)
 
     @classmethod
     def reset(cls) -> Fault:
@@ -122,6 +130,11 @@ def _slow(exchange: Exchange, fault: Fault, answer: Answer) -> None:
     answer.send(exchange)
 
 
+def _after_arrivals(exchange: Exchange, fault: Fault, answer: Answer) -> None:
+    exchange.wait_for_arrivals(fault.arrivals)
+    answer.send(exchange)
+
+
 def _hang(exchange: Exchange, fault: Fault, answer: Answer) -> None:
     exchange.wait_for_disconnect()
 
@@ -166,6 +179,7 @@ APPLIERS: dict[str, Applier] = {
     "status": _status, "slow": _slow, "hang": _hang, "reset": _reset,
     "malformed-json": _malformed_json, "wrong-content-type": _wrong_content_type,
     "empty-choices": _empty_choices, "stream-cut": _stream_cut,
+    "after-arrivals": _after_arrivals,
 }
 """Fault kind -> the function that answers ``exchange`` with it instead of ``answer``."""
 

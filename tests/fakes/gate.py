@@ -154,6 +154,15 @@ class InFlight:
         with self._changed:
             return self._changed.wait_for(lambda: self._held >= count, timeout)
 
+    def wait_for_arrived(self, count: int, timeout: float) -> bool:
+        """Block until at least ``count`` requests have arrived; False (and one more ``expired``)
+        on timeout."""
+        with self._changed:
+            if self._changed.wait_for(lambda: self._arrived >= count or self._stopping, timeout):
+                return True
+            self.expired += 1
+            return False
+
     def wait_idle(self, timeout: float) -> bool:
         """Block until no request is being handled; False on timeout."""
         with self._changed:
