@@ -16,7 +16,9 @@ filesystem sink that are read back and counted exactly (no collect()):
 * 'error-handling-strategy' = 'IGNORE' with the metadata columns: one attempt per row; the rows
   labelled with an error are exactly the rows whose only request got a fault in the server's log.
 
-Prints the figures of each run and a verdict; exits 1 when a check fails.
+Prints the figures of each run (with the mean number of requests in flight, from the server's
+log by Little's law) and a verdict; exits 1 when a check fails. ``--output-mode ALLOW_UNORDERED``
+runs the same jobs in streaming mode on a StreamTableEnvironment (the unordered path).
 
     python bench/chaos.py                      # 10,000 rows, 64 in flight, seed 20240611
     python bench/chaos.py --rows 2000 --server-in-process
@@ -80,7 +82,10 @@ def _server_report(server: Any, idle: bool) -> dict[str, Any]:
     stats = server.stats()
     return {"idle": idle, "fault_counts": server.fault_counts(), "log": log,
             "requests": stats["requests"], "max_in_flight": stats["max_in_flight"],
-            "span": (stats["last_end"] - stats["first_start"]) if stats["last_end"] else 0.0}
+            "span": (stats["last_end"] - stats["first_start"]) if stats["last_end"] else 0.0,
+            # Little's law: the requests' summed time in the server over the span = the mean
+            # number in flight.
+            "busy": sum(r.ended - r.started for r in server.requests if r.ended is not None)}
 
 
 def _start_fault_server(config: ServerConfig) -> Any:
@@ -159,7 +164,8 @@ class LocalServer:
 
 
 def job_script(base_url: str, strategy: str, rows: int, concurrency: int, out_dir: Path, *,
-               request_timeout: str, initial_backoff: str, max_backoff: str) -> str:
+               request_timeout: str, initial_backoff: str, max_backoff: str,
+               output_mode: str = "ORDERED") -> str:
     return f"""
     CREATE TEMPORARY MODEL chaos_model INPUT (`input` STRING) OUTPUT ({OUTPUT}) WITH (
       'provider' = 'openai', 'endpoint' = '{base_url}/chat/completions',
@@ -175,7 +181,8 @@ def job_script(base_url: str, strategy: str, rows: int, concurrency: int, out_di
     CREATE TEMPORARY TABLE chaos_sink (id BIGINT, txt STRING, {OUTPUT})
       WITH ('connector' = 'filesystem', 'path' = '{out_dir.as_uri()}', 'format' = 'json');
     INSERT INTO chaos_sink SELECT * FROM ML_PREDICT(TABLE chaos_src, MODEL chaos_model,
-      DESCRIPTOR(txt), MAP['max-concurrent-operations', '{concurrency}']);
+      DESCRIPTOR(txt), MAP['max-concurrent-operations', '{concurrency}',
+                           'output-mode', '{output_mode}']);
     """
 
 
@@ -249,6 +256,8 @@ def analyse(strategy: str, rows_in: int, out: list[dict[str, Any]],
     f["server max in flight"] = server["max_in_flight"]
     f["run time (s)"] = round(seconds, 1)
     f["request span (s)"] = round(server["span"], 1)
+    f["mean requests in flight"] = round(server["busy"] / server["span"], 1) \
+        if server["span"] else 0.0
     f["rows/s"] = round(rows_in / seconds, 1)
 
     def check(ok: bool, what: str) -> None:
@@ -309,10 +318,14 @@ def run(strategy: str, args: argparse.Namespace) -> RunResult:
     server = LocalServer(config) if args.server_in_process else RemoteServer(config)
     out_dir = Path(tempfile.mkdtemp(prefix=f"chaos-{strategy.lower()}-"))
     try:
-        t_env = create_table_environment(batch=True, parallelism=args.parallelism)
+        if args.output_mode == "ALLOW_UNORDERED":  # needs a StreamTableEnvironment (streaming)
+            t_env = create_table_environment(parallelism=args.parallelism, datastream=True)
+        else:
+            t_env = create_table_environment(batch=True, parallelism=args.parallelism)
         script = job_script(server.base_url, strategy, args.rows, args.concurrency,
                             out_dir / "sink", request_timeout=args.request_timeout,
-                            initial_backoff=args.initial_backoff, max_backoff=args.max_backoff)
+                            initial_backoff=args.initial_backoff, max_backoff=args.max_backoff,
+                            output_mode=args.output_mode)
         started = time.monotonic()
         execute_script(t_env, script)
         seconds = time.monotonic() - started
@@ -348,12 +361,15 @@ def main() -> int:
     parser.add_argument("--max-backoff", default="1s")
     parser.add_argument("--latency", type=float, default=0.0, help="server latency, seconds")
     parser.add_argument("--strategies", default="RETRY,IGNORE")
+    parser.add_argument("--output-mode", default="ORDERED", choices=("ORDERED", "ALLOW_UNORDERED"),
+                        help="ALLOW_UNORDERED runs in streaming mode on a StreamTableEnvironment")
     parser.add_argument("--server-in-process", action="store_true",
                         help="run the server in a thread of this process instead of its own")
     args = parser.parse_args()
     mix = ", ".join(f"{name} {rate:.1%}" for name, rate in RATES.items())
+    mode = "batch mode" if args.output_mode == "ORDERED" else "streaming, ALLOW_UNORDERED"
     print(f"# chaos: {args.rows} rows, {args.concurrency} in flight, parallelism "
-          f"{args.parallelism}, batch mode, filesystem JSON sink; server "
+          f"{args.parallelism}, {mode}, filesystem JSON sink; server "
           f"{'in this process' if args.server_in_process else 'in its own process'}, seed "
           f"{args.seed}; faults: {mix} (total {sum(RATES.values()):.0%}); request-timeout "
           f"{args.request_timeout}, slow answers {args.slow_delay}s, Retry-After "

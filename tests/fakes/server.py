@@ -248,7 +248,11 @@ class FakeServer(LocalUrls):
         """Counts of the logged requests, also served at ``GET /_stats``."""
         with self._lock:
             ended = [r.ended for r in self._log if r.ended is not None]
+            bodies = collections.Counter(json.dumps(r.body, sort_keys=True) for r in self._log
+                                         if r.body is not None)
             summary = {"requests": len(self._log), "completed": len(ended),
+                       # the most requests with one body: a row's attempts (its retries)
+                       "max_requests_per_body": max(bodies.values(), default=0),
                        "first_start": min((r.started for r in self._log), default=None),
                        "last_end": max(ended, default=None),
                        "outcomes": dict(collections.Counter(r.outcome for r in self._log))}
