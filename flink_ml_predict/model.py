@@ -238,7 +238,8 @@ class CallSettings:
     Attributes:
         asynchronous: async scalar function (True) or a synchronous one.
         max_concurrent: requests in flight per parallel instance (Flink's capacity).
-        timeout: Flink's operator timeout for one row, in seconds.
+        timeout: Flink's operator timeout for one row, in seconds (from the moment it gets a
+            request slot when ``queue_factor`` > 1: see ``operator_timeout``).
         ordered: ORDERED output; PyFlink's async scalar operator always emits in order.
         queue_factor: PyFlink's async operator queue holds ``max_concurrent * queue_factor``
             rows (in flight, or answered and waiting for their turn to be emitted in order);
@@ -256,6 +257,14 @@ class CallSettings:
     def queue_capacity(self) -> int:
         """The capacity of PyFlink's async operator (rows in its queue per parallel instance)."""
         return self.max_concurrent * self.queue_factor
+
+    @property
+    def operator_timeout(self) -> float:
+        """PyFlink's timeout of a row in its async operator, in seconds: ``timeout`` counts from
+        the moment the row gets a request slot, and a row can wait for one while the rows ahead
+        of it in the queue (``queue_factor - 1`` slot generations) use theirs. A backstop: each
+        row's budget ends before it."""
+        return self.timeout * self.queue_factor
 
     @property
     def row_budget(self) -> float:

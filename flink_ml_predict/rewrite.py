@@ -249,4 +249,5 @@ def apply_settings(t_env: Any, settings: CallSettings | None) -> None:
     if settings is not None:
         config.set("table.exec.async-scalar.max-concurrent-operations",
                    str(settings.queue_capacity))
-        config.set("table.exec.async-scalar.timeout", f"{int(settings.timeout * 1000)} ms")
+        config.set("table.exec.async-scalar.timeout",
+                   f"{int(settings.operator_timeout * 1000)} ms")

@@ -50,6 +50,10 @@ _A = TypeVar("_A", bound=_Answered)
 Send = Callable[[AsyncModelClient, float], Awaitable[_A]]
 
 
+class _BudgetCut(RetryableModelCallError):
+    """An attempt cut because the row's time budget ended before the request's own timeout."""
+
+
 class SampledLog:
     """Logs the first occurrences of a per-row event, then one line per thousand."""
 
@@ -236,6 +240,11 @@ class CallPipeline:
                     return await self._attempt(send, deadline, tokens, resume[0])
         except OutOfBudget as out:
             raise self._out_of_budget(out, last[0]) from None
+        except _BudgetCut as cut:
+            if last[0] is None:
+                raise
+            # The row's story is its last answer from the service, then the budget's end.
+            raise self._out_of_budget(OutOfBudget("the answer to a retry"), last[0]) from cut
         raise AssertionError("unreachable: tenacity reraises the last error")
 
     async def _attempt(self, send: Send[_A], deadline: float, tokens: int,
@@ -245,7 +254,11 @@ class CallPipeline:
         retry_after: float | None = None
         client = self._get_client()
         remaining = max(deadline - time.monotonic(), 0.001)
-        timeout = min(self._spec.connection.request_timeout, remaining)
+        request_timeout = self._spec.connection.request_timeout
+        # The SDK's timeout is the request's own; when the row's budget ends first, the SDK
+        # waits a little longer so that the cut is always ours (_BudgetCut) and is told as such.
+        cut_by_budget = remaining <= request_timeout
+        timeout = remaining + 1.0 if cut_by_budget else request_timeout
         self._metrics.inc("requests")
         started = time.monotonic()
         self._metrics.in_flight += 1
@@ -255,7 +268,8 @@ class CallPipeline:
             ok = True
         except asyncio.TimeoutError:
             self._metrics.inc("failures")
-            raise RetryableModelCallError("request timed out") from None
+            raise (_BudgetCut if cut_by_budget else RetryableModelCallError)(
+                "request timed out") from None
         except ModelCallError as exc:
             self._metrics.inc("failures")
             throttled, retry_after = exc.status == 429, exc.retry_after

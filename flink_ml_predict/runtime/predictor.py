@@ -19,12 +19,7 @@ from typing import Any
 
 from ..columns import Role
 from ..documents import Documents
-from ..errors import (
-    AnswerFormatError,
-    ModelCallError,
-    PermanentModelCallError,
-    RetryableModelCallError,
-)
+from ..errors import AnswerFormatError, ModelCallError, PermanentModelCallError
 from ..model import CallSettings, ModelSpec
 from ..options import OutputFormat, Strategy, Task
 from ..structured import InvalidAnswer
@@ -200,35 +195,21 @@ class Predictor:
         fitted = self._fit(text)
         if fitted is None:
             return []
-        deadline = time.monotonic() + self._settings.row_budget
         slots = self._slots
+        if slots is not None:
+            # FIFO; every row ahead holds a slot for at most its own budget, and Flink's operator
+            # timeout is the queue's depth times that (rewrite.apply_settings).
+            await slots.acquire()
+        deadline = time.monotonic() + self._settings.row_budget  # the row's work from here
         try:
-            if slots is not None:
-                await self._take_slot(slots, deadline)
-            try:
-                if self._spec.task is Task.CHAT:
-                    return await self._chat_rows(fitted, deadline, documents)
-                return await self._embedding_rows(fitted, deadline)
-            finally:
-                if slots is not None:
-                    slots.release()
+            if self._spec.task is Task.CHAT:
+                return await self._chat_rows(fitted, deadline, documents)
+            return await self._embedding_rows(fitted, deadline)
         except ModelCallError as exc:
             return self._fail(exc)
-
-    async def _take_slot(self, slots: asyncio.Semaphore, deadline: float) -> None:
-        """Waits for one of the max-concurrent-operations request slots, within the row's
-        budget (a row queued behind others never meets Flink's timeout because of them)."""
-        if not slots.locked():
-            await slots.acquire()  # free: no suspension, no timer
-            return
-        try:
-            await asyncio.wait_for(slots.acquire(), max(deadline - time.monotonic(), 0.0))
-        except TimeoutError:
-            raise RetryableModelCallError(
-                f"the row's time budget ({self._settings.row_budget:g}s, inside the operator "
-                "timeout) ran out waiting for one of the "
-                f"{self._settings.max_concurrent} request slots (max-concurrent-operations)"
-            ) from None
+        finally:
+            if slots is not None:
+                slots.release()
 
     def _fail(self, exc: ModelCallError) -> list[tuple[Any, ...]]:
         self._metrics.inc("rows-failed")

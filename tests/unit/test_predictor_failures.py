@@ -208,6 +208,19 @@ def test_the_whole_attempt_ends_with_the_row_budget(server) -> None:
     assert server.attempts("a") == 1 and sleep.delays == []
 
 
+def test_a_retry_cut_by_the_row_budget_keeps_the_last_answer_of_the_service(server) -> None:
+    """503, then a retry that is still unanswered when the budget (1 s) ends: the row's error is
+    the 503 (its text and status) and why it was not answered after it, not a bare timeout."""
+    server.script("a", [Fault.status_code(503), Fault.slow(10.0)])
+    predictor, sleep = make_predictor(server, outputs=METADATA, timeout=2.0,
+                                      request_timeout="60s", retry_fallback_strategy="IGNORE")
+    (row,) = predict(predictor, "a")
+    assert row[1].startswith("HTTP 503: ") and row[2] == 503
+    assert row[1].endswith("; then the row's time budget (1s, inside the operator timeout) ran "
+                           "out waiting for the answer to a retry")
+    assert server.attempts("a") == 2 and len(sleep.delays) == 1
+
+
 def test_a_failover_message_names_the_url_and_the_error_string_does_not(server) -> None:
     server.fail_always("a", Fault.status_code(404))
     failover, _ = make_predictor(server, error_handling_strategy="FAILOVER")

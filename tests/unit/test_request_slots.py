@@ -56,23 +56,36 @@ def test_without_a_queue_factor_the_operator_alone_bounds_the_rows(server) -> No
     assert (server.max_in_flight, server.gate_expired) == (6, 0)
 
 
-def test_a_row_that_gets_no_slot_within_its_budget_fails_by_its_strategy(server) -> None:
-    """The wait for a slot counts toward the row's budget: the row is labelled under IGNORE before
-    Flink's timeout (its slot is taken here, by the test, for the whole wait)."""
+def test_the_wait_for_a_slot_is_not_part_of_the_rows_budget(server) -> None:
+    """A row's budget (its timeout less a margin) counts from the moment it gets a slot: a row
+    that waited longer than its whole budget for one is still answered. (Its slot is taken here,
+    by the test, for that long; the rows ahead of it in the queue bound the wait in a job.)"""
     settings = CallSettings(max_concurrent=1, queue_factor=ORDERED_QUEUE_FACTOR, timeout=0.4)
+    assert settings.row_budget < 0.4
     predictor = make_predictor(server, settings, error_handling_strategy="IGNORE")
 
     async def run():
         slots = predictor._slots
         assert slots is not None
         await slots.acquire()
+        row = asyncio.ensure_future(predictor.predict("t"))
+        await asyncio.sleep(0.6)  # the condition under test: a wait longer than the budget
+        assert not row.done() and server.requests == []
+        slots.release()
         try:
-            return await predictor.predict("t")
+            return await row
         finally:
-            slots.release()
             await predictor.aclose()
 
-    [(content, error, status, headers)] = asyncio.run(run())
-    assert (content, status, headers) == (None, None, None)
-    assert "ran out waiting for one of the 1 request slots (max-concurrent-operations)" in error
-    assert server.requests == []
+    assert asyncio.run(run()) == [("t", None, None, None)]
+    assert len(server.requests) == 1
+
+
+def test_the_operator_timeout_covers_the_queue_ahead_of_a_row() -> None:
+    """PyFlink's own timeout is a backstop behind every row's budget: the queue's slot
+    generations times the row timeout."""
+    settings = CallSettings(max_concurrent=4, queue_factor=ORDERED_QUEUE_FACTOR, timeout=30.0)
+    assert settings.queue_capacity == 4 * ORDERED_QUEUE_FACTOR
+    assert settings.operator_timeout == 30.0 * ORDERED_QUEUE_FACTOR
+    plain = CallSettings(max_concurrent=4, timeout=30.0)
+    assert (plain.queue_capacity, plain.operator_timeout) == (4, 30.0)
