@@ -50,8 +50,9 @@ _A = TypeVar("_A", bound=_Answered)
 Send = Callable[[AsyncModelClient, float], Awaitable[_A]]
 
 
-class _BudgetCut(RetryableModelCallError):
-    """An attempt cut because the row's time budget ended before the request's own timeout."""
+class _BudgetCut(Exception):
+    """An attempt cut because the row's time budget ended before the request's own timeout (not
+    retried: the budget is spent; :meth:`CallPipeline.call` says what the row got before it)."""
 
 
 class SampledLog:
@@ -225,6 +226,8 @@ class CallPipeline:
             return await self._attempt(send, deadline, tokens, 0.0)
         except OutOfBudget as out:
             raise self._out_of_budget(out, None) from None
+        except _BudgetCut:
+            raise RetryableModelCallError("request timed out") from None
         except RetryableModelCallError as exc:
             if self._policy.max_retries == 0:
                 raise
@@ -240,11 +243,11 @@ class CallPipeline:
                     return await self._attempt(send, deadline, tokens, resume[0])
         except OutOfBudget as out:
             raise self._out_of_budget(out, last[0]) from None
-        except _BudgetCut as cut:
+        except _BudgetCut:
             if last[0] is None:
-                raise
+                raise RetryableModelCallError("request timed out") from None
             # The row's story is its last answer from the service, then the budget's end.
-            raise self._out_of_budget(OutOfBudget("the answer to a retry"), last[0]) from cut
+            raise self._out_of_budget(OutOfBudget("the answer to a retry"), last[0]) from None
         raise AssertionError("unreachable: tenacity reraises the last error")
 
     async def _attempt(self, send: Send[_A], deadline: float, tokens: int,
@@ -268,8 +271,9 @@ class CallPipeline:
             ok = True
         except asyncio.TimeoutError:
             self._metrics.inc("failures")
-            raise (_BudgetCut if cut_by_budget else RetryableModelCallError)(
-                "request timed out") from None
+            if cut_by_budget:
+                raise _BudgetCut() from None
+            raise RetryableModelCallError("request timed out") from None
         except ModelCallError as exc:
             self._metrics.inc("failures")
             throttled, retry_after = exc.status == 429, exc.retry_after

@@ -166,7 +166,10 @@ def test_endpoint_of_the_legacy_completions_api_is_refused_before_flink_starts(
 
 def gated_script(tmp_path: Path, server: FaultInjectingServer, rows: int, concurrency: int) -> Path:
     values = ", ".join(f"({i}, 'r{i}')" for i in range(1, rows + 1))
+    # PyFlink ends a bundle after 1 s by default and waits for the rows in flight before the
+    # next: a bundle cut after the first row would leave one request to hold, not `concurrency`.
     return write(tmp_path / "gated.sql", model_ddl("m", server.base_url) + ";\n"
+                 "SET 'python.fn-execution.bundle.time' = '3600000';\n"
                  f"CREATE TEMPORARY VIEW src(id, txt) AS VALUES {values};\n"
                  "CREATE TEMPORARY TABLE sink (id INT, txt STRING, content STRING) "
                  "WITH ('connector' = 'blackhole');\n"
@@ -256,7 +259,7 @@ def test_a_terminal_shows_a_live_progress_line(server: FaultInjectingServer,
         process.wait()
         terminal.close()
         os.close(master)
-    assert re.search(r"statement 4 \(line \d+\): job [0-9a-f]{32} finished after [\d.]+ s\r\n"
+    assert re.search(r"statement 5 \(line \d+\): job [0-9a-f]{32} finished after [\d.]+ s\r\n"
                      r"  model m: 6 rows \([\d.]+/s\), 6 requests, 0 retries, 0 failures",
                      terminal.text), terminal.text
     assert "\x1b[J" in terminal.text  # the live line was cleared before the summary
@@ -289,8 +292,8 @@ def test_ctrl_c_cancels_the_job_in_one_line_and_exits_130(server: FaultInjecting
     stderr = streams["stderr"].read_text()
     assert process.returncode == 130, stderr
     lines = [line for line in stderr.splitlines() if line.strip()]
-    assert re.fullmatch(r"statement 4 \(line \d+\): job [0-9a-f]{32} submitted", lines[0]), lines
-    assert re.fullmatch(r"interrupted: cancelled job [0-9a-f]{32} of statement 4 \(line \d+\) "
+    assert re.fullmatch(r"statement 5 \(line \d+\): job [0-9a-f]{32} submitted", lines[0]), lines
+    assert re.fullmatch(r"interrupted: cancelled job [0-9a-f]{32} of statement 5 \(line \d+\) "
                         r"\(2 rows done by model m\)", lines[1]), lines
     assert len(lines) == 2, stderr
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
