@@ -8,15 +8,10 @@ instance of the ML_PREDICT operator, shared by all its rows in flight), retries 
   ``retry-initial-backoff`` doubling per throttled round (at most ``retry-max-backoff``).
 * **Gradual release.** When the cooldown ends one request goes first (the probe) and the others
   wait for its answer, or for a second: a limiter refuses at once, so a probe not refused by then
-  got through (a slow model must not hold the others). Then they start one at a time at an
-  adapted interval. After a round sent unpaced it is the pace the service admitted (the round's
-  successes over the longer of the round, at most the last minute or so, and the cooldown); after
-  a paced round, the mean of the round's first and last intervals (each success shortens the
-  interval by 1/64; below 1 ms pacing stops). Neither grows without end under random 429s. When
-  the round admitted nothing, the interval starts at the cooldown (at most 1 s) and halves with
-  each success (a ramp up, as DashScope asks for after throttling).
-  A 429 of a request sent before the cooldown began (one already in flight) may extend the
-  cooldown but starts no new round.
+  got through. Then they start one at a time at an adapted interval (``_adapted_interval``;
+  each success shortens it by 1/64, below 1 ms pacing stops; after a round that admitted nothing
+  it starts at the cooldown, at most 1 s, and halves per success, as DashScope asks for). A 429 of
+  a request already in flight when the cooldown began may extend it but starts no new round.
 * **Limits.** ``requests-per-minute`` and ``tokens-per-minute``: :class:`aiolimiter.AsyncLimiter`
   leaky buckets that hold one second's share (the per-minute limit / 60, at least one request), so
   requests are spread over each second as the providers enforce them (DashScope: RPS = RPM / 60,
@@ -392,7 +387,9 @@ class Pacer:
                 self._interval = 0.0
 
     def _adapted_interval(self) -> float:
-        """Spacing after a cooldown, from the round that the 429 ended."""
+        """Spacing after a cooldown, from the round the 429 ended: unpaced, the pace it admitted
+        (successes over max(round, cooldown), the round at most ~1 min); paced, the mean of its
+        first and last intervals."""
         self._ramping = not self._closed_paced and self._closed_ok == 0
         if self._closed_paced:
             interval = self._closed_pace
