@@ -8,10 +8,15 @@ instance of the ML_PREDICT operator, shared by all its rows in flight), retries 
   ``retry-initial-backoff`` doubling per throttled round (at most ``retry-max-backoff``).
 * **Gradual release.** When the cooldown ends one request goes first (the probe) and the others
   wait for its answer, or for a second: a limiter refuses at once, so a probe not refused by then
-  got through. Then they start one at a time at an adapted interval (``_adapted_interval``;
-  each success shortens it by 1/64, below 1 ms pacing stops; after a round that admitted nothing
-  it starts at the cooldown, at most 1 s, and halves per success, as DashScope asks for). A 429 of
-  a request already in flight when the cooldown began may extend it but starts no new round.
+  got through. Then they start one at a time at an adapted interval (``_adapted_interval``: the
+  pace the round before admitted, its cooldown included; as answers come the pace grows by a
+  factor e every 30 s, the same at 2 or 2,000 requests a second; below 1 ms pacing stops). A
+  429 of a request already in flight when the cooldown began may extend it but starts no round.
+* **Oldest first.** Requests that must wait queue in a :class:`~.waitline.WaitLine`, earliest
+  deadline first: a row retried after a 429 goes before rows that came during the cooldown, so
+  no row collects attempts while newer rows get through; a row whose probe was refused goes after
+  the others until a probe gets through. Only the head of the line waits for the clock; a
+  cooldown that begins while requests wait for paced slots ends those slots.
 * **Limits.** ``requests-per-minute`` and ``tokens-per-minute``: :class:`aiolimiter.AsyncLimiter`
   leaky buckets that hold one second's share (the per-minute limit / 60, at least one request), so
   requests are spread over each second as the providers enforce them (DashScope: RPS = RPM / 60,
@@ -25,8 +30,8 @@ the deadline comes, and the row follows its strategy with that error.
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -35,11 +40,12 @@ from typing import Any
 from aiolimiter import AsyncLimiter
 
 from .metrics import Metrics
+from .waitline import WaitLine
 
 _LOGGER = logging.getLogger(__name__)
 
-ADAPT_SPEEDUP = 1 / 64
-"""Fraction by which each success shortens the adapted interval."""
+PACE_GROWTH_S = 30.0
+"""After a cooldown the pace grows by a factor e every this many seconds (applied at answers)."""
 MIN_INTERVAL_S = 0.001
 """An adapted interval below this is dropped: the requests go unpaced again."""
 PROBE_PATIENCE_S = 1.0
@@ -48,6 +54,11 @@ RAMP_START_S = 1.0
 """Longest first interval of a ramp up (after a round that admitted nothing)."""
 RATE_WINDOW_S = 60.0
 """A round longer than this measures its pace over about its last half (a recent pace)."""
+
+
+COOLDOWN = "the model's cooldown after a 429"
+PROBE = "the answer of the first request after the model's cooldown"
+PACED = "its turn among the requests paced after a 429"
 
 
 class OutOfBudget(Exception):
@@ -69,38 +80,8 @@ class Ticket:
 
     epoch: int
     probe: bool = False
-
-
-class _Lane:
-    """Requests take paced slots one at a time, in the order they came: each slot is computed when
-    its turn comes, with the interval in force then (it shrinks as answers arrive)."""
-
-    def __init__(self) -> None:
-        self._queue: collections.deque[asyncio.Future[None]] = collections.deque()
-
-    async def enter(self, timeout: float) -> asyncio.Future[None] | None:
-        """Waits for this request's turn; None when ``timeout`` seconds pass first."""
-        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append(turn)
-        if len(self._queue) == 1:
-            turn.set_result(None)
-        try:
-            # Shielded: a timeout must not cancel the turn, which may have come meanwhile.
-            await asyncio.wait_for(asyncio.shield(turn), max(timeout, 0.0))
-        except asyncio.TimeoutError:
-            self.leave(turn)
-            return None
-        except asyncio.CancelledError:
-            self.leave(turn)
-            raise
-        return turn
-
-    def leave(self, turn: asyncio.Future[None]) -> None:
-        """Gives up a turn (taken or not); the next request in line gets its turn."""
-        first = bool(self._queue) and self._queue[0] is turn
-        self._queue.remove(turn)
-        if first and self._queue and not self._queue[0].done():
-            self._queue[0].set_result(None)
+    deadline: float = 0.0
+    """The probe's row's deadline (which row it was, if it is refused)."""
 
 
 def per_second_limiter(per_minute: int | None) -> AsyncLimiter | None:
@@ -122,7 +103,7 @@ class Pacer:
         initial_backoff: the cooldown after a 429 without Retry-After, doubling per round.
         max_backoff: the longest such cooldown.
         metrics: counts throttled, cooldown-ms and limit-wait-ms.
-        clock: monotonic seconds (tests inject a virtual clock).
+        clock: monotonic seconds (default time.monotonic; tests inject a virtual clock).
         sleep: the coroutine used to wait (tests inject a recorder).
         name: the model's name, for log lines.
 
@@ -137,7 +118,7 @@ class Pacer:
     def __init__(self, *, requests_per_minute: int | None = None,
                  tokens_per_minute: int | None = None, initial_backoff: float = 0.5,
                  max_backoff: float = 8.0, metrics: Metrics | None = None,
-                 clock: Callable[[], float] = time.monotonic,
+                 clock: Callable[[], float] | None = None,
                  sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
                  name: str = "model") -> None:
         self._requests = per_second_limiter(requests_per_minute)
@@ -145,7 +126,7 @@ class Pacer:
         self._initial = initial_backoff
         self._max = max_backoff
         self._metrics = metrics or Metrics()
-        self._clock = clock
+        self._clock = clock or time.monotonic
         self._sleep = sleep
         self._name = name
         self._until = 0.0  # end of the cooldown
@@ -157,15 +138,15 @@ class Pacer:
         self._probe_sent = 0.0
         self._interval = 0.0  # adapted spacing of request starts (0: not paced)
         self._next_start = 0.0
-        self._lane = _Lane()
+        self._refused_probes: set[float] = set()  # deadlines of rows whose probe got a 429
+        self._line = WaitLine(self._rank)
         self._round_start: float | None = None
         self._round_ok = 0  # successes of requests sent in this round
-        self._round_interval = 0.0  # the interval the round began with
         self._closed_ok = 0  # ... in the round the last 429 ended
-        self._closed_span = 0.0
-        self._closed_paced = False
-        self._closed_pace = 0.0
+        self._closed_span = 0.0  # that round's time, its cooldown included
+        self._closed_interval = 0.0  # the interval in force when it ended
         self._ramping = False
+        self._opened_interval = 0.0  # the interval the round opened with
         self._rounds = 0
 
     # --- state, for metrics and tests ---------------------------------------------------------
@@ -200,10 +181,12 @@ class Pacer:
             OutOfBudget: the cooldown, pacing or a limit would hold the request past ``deadline``.
         """
         while True:
-            if self._until or self._needs_probe or self._probe is not None or self._interval:
+            now = self._clock()
+            if (now < self._until or self._needs_probe or self._probe is not None
+                    or self._interval or self._line.busy):
                 ticket = await self._turn(deadline, not_before)
             else:
-                ticket = self._sent(self._clock())
+                ticket = self._sent(now)
             if self._requests is None and self._tokens is None:
                 return ticket
             await self._limits(tokens, deadline)
@@ -212,62 +195,69 @@ class Pacer:
             # A cooldown began while this request waited for a limit: wait for it like the rest.
 
     async def _turn(self, deadline: float, not_before: float) -> Ticket:
-        while True:
-            now = max(self._clock(), not_before)
-            if now < self._until:
-                if self._until > deadline:
-                    raise OutOfBudget("the model's cooldown after a 429")
-                self._waited(self._until - now)
-                not_before = self._until
-                await self._sleep(self._until - now)
-                continue
-            if self._probe is not None:
-                await self._await_probe(deadline)
-                continue
-            if self._needs_probe:
-                self._needs_probe = False
-                self._probe = asyncio.get_running_loop().create_future()
-                self._probe_epoch, self._probe_sent = self._epoch, now
-                self._round_start = now
-                return self._sent(now, probe=True)
-            if self._interval:
-                epoch = self._epoch
-                not_before = now = await self._next_slot(deadline, not_before)
-                if epoch != self._epoch:
-                    continue  # a new cooldown began meanwhile
-            return self._sent(now)
+        """Waits in the line, then (as its head) for the cooldown, the probe's answer or a paced
+        slot, whichever holds the model then; returns the request's ticket."""
+        started = self._clock()
+        turn = await self._line.enter(deadline, deadline - started)
+        try:
+            if turn is None:
+                raise OutOfBudget(self._holding())
+            while True:
+                if self._line.earlier_than(deadline):  # e.g. an older row's retry came
+                    self._line.leave(turn)
+                    turn = await self._line.enter(deadline, deadline - self._clock())
+                    if turn is None:
+                        raise OutOfBudget(self._holding())
+                now = max(self._clock(), not_before)
+                if now < self._until:
+                    if self._until > deadline:
+                        raise OutOfBudget(COOLDOWN)
+                    not_before = self._until
+                    await self._sleep(self._until - now)
+                    continue
+                if self._probe is not None:
+                    await self._await_probe(deadline)
+                    continue
+                if self._needs_probe:
+                    self._needs_probe = False
+                    self._probe = asyncio.get_running_loop().create_future()
+                    self._probe_epoch, self._probe_sent = self._epoch, now
+                    return self._sent(now, probe=True, deadline=deadline)
+                if self._interval and self._next_start > now:
+                    if self._next_start > deadline:
+                        raise OutOfBudget(PACED)
+                    not_before = self._next_start
+                    await self._sleep(self._next_start - now)
+                    continue  # a cooldown may have begun, the pace may have changed
+                if self._interval:
+                    self._next_start = now + self._interval
+                return self._sent(now)
+        finally:
+            if turn is not None:
+                self._line.leave(turn)
+            self._waited(max(self._clock(), not_before) - started)
 
-    def _sent(self, now: float, probe: bool = False) -> Ticket:
+    def _rank(self, deadline: float) -> int:
+        """A row whose probe was refused goes after the others until a probe gets through
+        (refused probes do not pile up on the oldest row)."""
+        return 1 if deadline in self._refused_probes else 0
+
+    def _holding(self) -> str:
+        """What holds the requests of the model now (for a row whose budget ran out in line)."""
+        if self._clock() < self._until:
+            return COOLDOWN
+        return PROBE if self._probe is not None else PACED
+
+    def _sent(self, now: float, probe: bool = False, deadline: float = 0.0) -> Ticket:
         """A request of the current round goes."""
         if self._round_start is None:
             self._round_start = now
-        return Ticket(self._epoch, probe)
-
-    async def _next_slot(self, deadline: float, not_before: float) -> float:
-        """Waits for this request's paced slot; returns its time."""
-        what = "its turn among the requests paced after a 429"
-        started = self._clock()
-        turn = await self._lane.enter(deadline - started)
-        try:
-            if turn is None:
-                raise OutOfBudget(what)
-            now = max(self._clock(), not_before)
-            slot = max(now, self._next_start)
-            if slot > deadline:
-                raise OutOfBudget(what)
-            if slot > now:
-                await self._sleep(slot - now)
-            self._next_start = slot + self._interval
-            return slot
-        finally:
-            if turn is not None:
-                self._lane.leave(turn)
-            self._waited(max(self._clock(), not_before) - started)
+        return Ticket(self._epoch, probe, deadline if probe else 0.0)
 
     async def _await_probe(self, deadline: float) -> None:
         probe = self._probe
         assert probe is not None
-        what = "the answer of the first request after the model's cooldown"
+        what = PROBE
         started = self._clock()
         remaining = deadline - started
         patience = max(self._probe_sent + PROBE_PATIENCE_S - started, 0.0)
@@ -280,13 +270,12 @@ class Pacer:
                 raise OutOfBudget(what) from None
             if self._probe is probe:  # not refused at once: it got through the service's limiter
                 self._open()
-        finally:
-            self._waited(self._clock() - started)
 
     def _open(self) -> None:
         """The probe got through: the others follow at the adapted interval."""
         probe, self._probe = self._probe, None
-        self._interval = self._round_interval = self._adapted_interval()
+        self._refused_probes.clear()
+        self._interval = self._opened_interval = self._adapted_interval()
         self._next_start = self._probe_sent + self._interval  # the probe took the first slot
         if probe is not None and not probe.done():
             probe.set_result(None)
@@ -352,16 +341,18 @@ class Pacer:
         delay = retry_after if retry_after is not None else min(
             self._max, self._initial * 2 ** self._strikes)
         self._strikes += 1
-        if not ticket.probe:
-            # A round that sent requests ends and tells the pace. (A probe throttled alone says
-            # the cooldown was too short, nothing about the pace.)
+        if ticket.probe:
+            self._refused_probes.add(ticket.deadline)
+        else:
+            # A round that sent requests ends and tells the pace: what it admitted over its
+            # time, from the 429 before it (so its cooldown counts). A probe throttled alone says
+            # the cooldown was too short, nothing about the pace: its round goes on.
             start = self._round_start if self._round_start is not None else now
-            self._closed_paced = self._interval > 0
-            self._closed_pace = (self._round_interval + self._interval) / 2
+            self._closed_interval = self._interval
             self._closed_span = max(now - start, delay)
             self._closed_ok = self._round_ok
-        self._round_ok = 0
-        self._round_start = None
+            self._round_ok = 0
+            self._round_start = now
         self._epoch += 1
         self._until = max(self._until, now + delay)
         self._needs_probe = True
@@ -382,19 +373,22 @@ class Pacer:
         elif ticket.epoch == self._epoch - 1:
             self._closed_ok += 1  # answers of the round that ended are still arriving
         if not ticket.probe and self._interval and ticket.epoch == self._epoch:
-            self._interval *= 0.5 if self._ramping else 1 - ADAPT_SPEEDUP
+            self._interval = (self._interval * 0.5 if self._ramping else self._opened_interval
+                              * math.exp((self._probe_sent - now) / PACE_GROWTH_S))
             if self._interval < MIN_INTERVAL_S:
                 self._interval = 0.0
 
     def _adapted_interval(self) -> float:
-        """Spacing after a cooldown, from the round the 429 ended: unpaced, the pace it admitted
-        (successes over max(round, cooldown), the round at most ~1 min); paced, the mean of its
-        first and last intervals."""
-        self._ramping = not self._closed_paced and self._closed_ok == 0
-        if self._closed_paced:
-            interval = self._closed_pace
-        elif self._ramping:
-            interval = min(self._closed_span, RAMP_START_S)
-        else:
+        """Spacing after a cooldown, from the round the 429 ended: the pace it admitted (its
+        successes over its time since the 429 before it, that cooldown included, at least the
+        new cooldown; at most ~1 min of it), a little below what the service let through. A paced
+        round that admitted nothing doubles its interval; an unpaced one knows no pace: the
+        interval starts at its time (at most 1 s) and halves with each success."""
+        self._ramping = not self._closed_interval and self._closed_ok == 0
+        if self._closed_ok:
             interval = self._closed_span / self._closed_ok
+        elif self._closed_interval:
+            interval = 2 * self._closed_interval
+        else:
+            interval = min(self._closed_span, RAMP_START_S)
         return interval if interval >= MIN_INTERVAL_S else 0.0

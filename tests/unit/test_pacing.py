@@ -4,12 +4,14 @@ virtual clock: every wait is recorded and moves the clock, so the expected waits
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 
 import pytest
 
 from flink_ml_predict.runtime.metrics import Metrics
 from flink_ml_predict.runtime.pacing import OutOfBudget, Pacer, Ticket, per_second_limiter
+from tests.fakes.throttled_service import VirtualTimeLoop
 
 
 class VirtualTime:
@@ -105,9 +107,9 @@ def test_requests_after_the_probe_are_paced_at_the_pace_the_service_admitted() -
 
     sent = asyncio.run(run())
     gaps = [round(b - a, 6) for a, b in zip(sent, sent[1:], strict=False)]
-    # Each success shortens the interval by 1/64; a request reserves the slot after its own when
-    # it goes, so the shorter interval shows from the slot after next.
-    assert gaps == pytest.approx([0.2, 0.2, 0.2 * 63 / 64])
+    # The pace grows by e every 30 s from the probe on, applied at each answer; a request
+    # reserves the slot after its own when it goes, so it shows from the slot after next.
+    assert gaps == pytest.approx([0.2, 0.2, 0.2 * math.exp(-0.2 / 30)])
 
 
 def test_429s_of_requests_already_in_flight_extend_the_cooldown_but_start_no_round() -> None:
@@ -253,3 +255,113 @@ def test_a_limit_that_outlasts_the_deadline_fails_the_request() -> None:
 
     with pytest.raises(OutOfBudget, match="requests-per-minute"):
         asyncio.run(run())
+
+
+# --- on an event loop with a virtual clock (real asyncio sleeps, real concurrency) ------------
+
+def on_virtual_loop(scenario):
+    loop = VirtualTimeLoop()
+    try:
+        return loop.run_until_complete(scenario(loop))
+    finally:
+        loop.close()
+
+
+def test_a_cooldown_that_begins_while_rows_wait_for_paced_slots_ends_those_slots() -> None:
+    """Ten rows wait for paced slots when one of them gets a 429: after the cooldown the probe
+    goes at its end and the next row one interval after the probe -- no slot of the old pace,
+    taken by the rows that waited meanwhile, holds them back."""
+
+    async def scenario(loop) -> tuple[list[float], float, float]:
+        p = Pacer(clock=loop.time, metrics=Metrics())
+        first = [await p.acquire(deadline=loop.time() + 60) for _ in range(11)]
+        for ticket in first[:10]:
+            p.settle(ticket, ok=True)
+        p.settle(first[10], throttled=True, retry_after=2.0)  # paced from now: 10 per 2 s
+        sent: list[float] = []
+        opened: list[float] = []  # the interval set by each probe's answer
+
+        async def row(index: int) -> None:
+            ticket = await p.acquire(deadline=loop.time() + 60)
+            sent.append(loop.time())
+            await asyncio.sleep(0.01)
+            p.settle(ticket, throttled=index == 1, retry_after=1.0 if index == 1 else None,
+                     ok=index != 1)
+            if ticket.probe:
+                opened.append(p.interval)
+
+        rows = []
+        for index in range(12):
+            rows.append(asyncio.ensure_future(row(index)))
+            await asyncio.sleep(0)
+        await asyncio.sleep(2.5)  # the probe (2.0), rows at 2.2 and 2.4; the 429 at 2.41
+        assert p.epoch == 2
+        cooldown_end = p.cooldown_until
+        await asyncio.gather(*rows)
+        return sent, cooldown_end, opened[-1]
+
+    sent, cooldown_end, interval = on_virtual_loop(scenario)
+    assert not [t for t in sent if 2.41 < t < cooldown_end], "a request went during the cooldown"
+    after = sorted(t for t in sent if t >= cooldown_end)
+    assert after[0] == pytest.approx(cooldown_end)
+    assert after[1] == pytest.approx(after[0] + interval, abs=1e-3)
+
+
+def test_a_retried_row_goes_before_rows_that_came_during_the_cooldown() -> None:
+    """Row A gets a 429 (Retry-After 1 s); five rows come during the cooldown; A's retry comes
+    last (after its own backoff) but its row is the oldest: it is the probe."""
+
+    async def scenario(loop) -> list[str]:
+        p = Pacer(clock=loop.time, metrics=Metrics())
+        a_deadline = loop.time() + 60
+        p.settle(await p.acquire(deadline=a_deadline), throttled=True, retry_after=1.0)
+        order: list[str] = []
+
+        async def row(name: str, deadline: float, delay: float) -> None:
+            await asyncio.sleep(delay)
+            ticket = await p.acquire(deadline=deadline)
+            order.append(name + (" (probe)" if ticket.probe else ""))
+            await asyncio.sleep(0.01)
+            p.settle(ticket, ok=True)
+
+        await asyncio.gather(*(row(f"r{i}", loop.time() + 61 + i, 0.1 * i) for i in range(5)),
+                             row("A", a_deadline, 0.9))
+        return order
+
+    order = on_virtual_loop(scenario)
+    assert order[0] == "A (probe)" and sorted(order[1:]) == [f"r{i}" for i in range(5)]
+
+
+def test_the_pace_counts_the_cooldown_before_the_round_and_a_paced_round_without_success_doubles(
+) -> None:
+    """Round 1: 10 successes, then a 429 (Retry-After 2): one request per 0.2 s. Round 2 opens
+    without the probe's answer (after its patience of 1 s) and its first paced request gets a
+    429: nothing admitted, so the interval doubles. Round 3 admits 4 requests over 5 s since the
+    429 that began it: one per 1.25 s."""
+
+    async def scenario(loop) -> list[float]:
+        p = Pacer(clock=loop.time, metrics=Metrics())
+        first = [await p.acquire(deadline=loop.time() + 60) for _ in range(11)]
+        for ticket in first[:10]:
+            p.settle(ticket, ok=True)
+        p.settle(first[10], throttled=True, retry_after=2.0)
+        intervals = []
+        silent_probe = await p.acquire(deadline=loop.time() + 60)  # never answered
+        assert silent_probe.probe
+        paced = await p.acquire(deadline=loop.time() + 60)  # after the probe's patience
+        intervals.append(p.interval)
+        p.settle(paced, throttled=True, retry_after=2.0)
+        round_began = loop.time()
+        probe = await p.acquire(deadline=loop.time() + 60)
+        p.settle(probe, ok=True)
+        intervals.append(p.interval)
+        for _ in range(3):
+            ticket = await p.acquire(deadline=loop.time() + 60)
+            p.settle(ticket, ok=True)
+        await asyncio.sleep(round_began + 5.0 - loop.time())
+        p.settle(await p.acquire(deadline=loop.time() + 60), throttled=True, retry_after=1.0)
+        p.settle(await p.acquire(deadline=loop.time() + 60), ok=True)
+        intervals.append(p.interval)
+        return intervals
+
+    assert on_virtual_loop(scenario) == pytest.approx([0.2, 0.4, 1.25])
