@@ -9,9 +9,9 @@ instance of the ML_PREDICT operator, shared by all its rows in flight), retries 
 * **Gradual release.** When the cooldown ends one request goes first (the probe) and the others
   wait for its answer, or for a second: a limiter refuses at once, so a probe not refused by then
   got through. Then they start one at a time at an adapted interval (``_adapted_interval``: the
-  pace the round before admitted, its cooldown included; as answers come the pace grows by a
-  factor e every 30 s, the same at 2 or 2,000 requests a second; below 1 ms pacing stops). A
-  429 of a request already in flight when the cooldown began may extend it but starts no round.
+  pace the round before admitted, slowed towards what it admitted with its cooldown; each success
+  shortens it by 1/64, below 1 ms pacing stops). A 429 of a request already in flight when the
+  cooldown began may extend it but starts no new round.
 * **Oldest first.** Requests that must wait queue in a :class:`~.waitline.WaitLine`, earliest
   deadline first: a row retried after a 429 goes before rows that came during the cooldown, so
   no row collects attempts while newer rows get through; a row whose probe was refused goes after
@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -44,8 +43,10 @@ from .waitline import WaitLine
 
 _LOGGER = logging.getLogger(__name__)
 
-PACE_GROWTH_S = 30.0
-"""After a cooldown the pace grows by a factor e every this many seconds (applied at answers)."""
+ADAPT_SPEEDUP = 1 / 64
+"""Fraction by which each success shortens the adapted interval."""
+SLOWDOWN = 1.05
+"""A round ended by a 429 slows the pace by at most this factor (towards what it admitted)."""
 MIN_INTERVAL_S = 0.001
 """An adapted interval below this is dropped: the requests go unpaced again."""
 PROBE_PATIENCE_S = 1.0
@@ -144,7 +145,9 @@ class Pacer:
         self._round_ok = 0  # successes of requests sent in this round
         self._closed_ok = 0  # ... in the round the last 429 ended
         self._closed_span = 0.0  # that round's time, its cooldown included
+        self._closed_sending = 0.0  # ... from its probe on (at least the new cooldown)
         self._closed_interval = 0.0  # the interval in force when it ended
+        self._closed_opened = 0.0  # ... and when it began
         self._ramping = False
         self._opened_interval = 0.0  # the interval the round opened with
         self._rounds = 0
@@ -348,8 +351,9 @@ class Pacer:
             # time, from the 429 before it (so its cooldown counts). A probe throttled alone says
             # the cooldown was too short, nothing about the pace: its round goes on.
             start = self._round_start if self._round_start is not None else now
-            self._closed_interval = self._interval
+            self._closed_interval, self._closed_opened = self._interval, self._opened_interval
             self._closed_span = max(now - start, delay)
+            self._closed_sending = max(now - max(start, self._probe_sent), delay)
             self._closed_ok = self._round_ok
             self._round_ok = 0
             self._round_start = now
@@ -373,22 +377,28 @@ class Pacer:
         elif ticket.epoch == self._epoch - 1:
             self._closed_ok += 1  # answers of the round that ended are still arriving
         if not ticket.probe and self._interval and ticket.epoch == self._epoch:
-            self._interval = (self._interval * 0.5 if self._ramping else self._opened_interval
-                              * math.exp((self._probe_sent - now) / PACE_GROWTH_S))
+            self._interval *= 0.5 if self._ramping else 1 - ADAPT_SPEEDUP
             if self._interval < MIN_INTERVAL_S:
                 self._interval = 0.0
 
     def _adapted_interval(self) -> float:
-        """Spacing after a cooldown, from the round the 429 ended: the pace it admitted (its
-        successes over its time since the 429 before it, that cooldown included, at least the
-        new cooldown; at most ~1 min of it), a little below what the service let through. A paced
-        round that admitted nothing doubles its interval; an unpaced one knows no pace: the
-        interval starts at its time (at most 1 s) and halves with each success."""
-        self._ramping = not self._closed_interval and self._closed_ok == 0
-        if self._closed_ok:
-            interval = self._closed_span / self._closed_ok
-        elif self._closed_interval:
+        """Spacing after a cooldown, from the round the 429 ended (at most ~1 min of it).
+
+        Unpaced, the pace it admitted: successes over its time from its probe (at least the new
+        cooldown). Paced, the mean of its first and last intervals, slowed towards what it
+        admitted over its whole time, its cooldown included, by at most ``SLOWDOWN``: a limit
+        that refills steadily is left room to refill, while random 429s of a service that is
+        not at its limit slow little. A paced round that admitted nothing doubles its interval;
+        an unpaced one knows no pace: the interval starts at its time (at most 1 s) and halves
+        with each success.
+        """
+        ok = self._closed_ok
+        self._ramping = not self._closed_interval and ok == 0
+        if not self._closed_interval:
+            interval = self._closed_sending / ok if ok else min(self._closed_sending, RAMP_START_S)
+        elif not ok:
             interval = 2 * self._closed_interval
         else:
-            interval = min(self._closed_span, RAMP_START_S)
+            pace = (self._closed_opened + self._closed_interval) / 2
+            interval = max(pace, min(self._closed_span / ok, SLOWDOWN * pace))
         return interval if interval >= MIN_INTERVAL_S else 0.0

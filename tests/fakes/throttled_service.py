@@ -35,6 +35,7 @@ from flink_ml_predict.runtime import pacing as pacing_module
 from flink_ml_predict.runtime import pipeline as pipeline_module
 from flink_ml_predict.runtime.metrics import Metrics
 from flink_ml_predict.runtime.pipeline import CallPipeline
+from tests.fakes.faults import Fault
 from tests.fakes.ratelimit import RequestRateLimit
 
 __all__ = ["Outcome", "VirtualTimeLoop", "simulate"]
@@ -110,6 +111,24 @@ class Outcome:
                    default=float("inf"))
 
 
+class RandomRefusals:
+    """A fault source refusing ``share`` of requests with 429 at random (seeded), half with
+    Retry-After: 1; ``decisions`` as RequestRateLimit's."""
+
+    def __init__(self, share: float, seed: int, clock: Any) -> None:
+        self.share = share
+        self._random = random.Random(seed)
+        self._clock = clock
+        self.decisions: list[tuple[float, bool]] = []
+
+    def __call__(self, request: Any) -> Fault | None:
+        draw = self._random.random()
+        self.decisions.append((self._clock(), draw >= self.share))
+        if draw >= self.share:
+            return None
+        return Fault.status_code(429, retry_after="1" if draw < self.share / 2 else None)
+
+
 class _Request:
     path = "/v1/chat/completions"
 
@@ -117,8 +136,12 @@ class _Request:
 def simulate(*, rows: int = 300, concurrency: int = 16, rpm: float = 120.0,
              shape: str = "bucket", retry_after: str | None = "seconds",
              latency: float = 0.02, timeout: float = 180.0, seed: int = 1,
-             **options: str) -> Outcome:
-    """One run in virtual time; ``options`` are extra model options ('_' for '-')."""
+             random_429: float = 0.0, **options: str) -> Outcome:
+    """One run in virtual time; ``options`` are extra model options ('_' for '-').
+
+    ``random_429`` > 0: instead of the rate limit, that share of requests is refused at random
+    whatever the pace (half with Retry-After: 1, half without), as in bench/chaos.py's mix.
+    """
     loop = VirtualTimeLoop()
     # The clock of the pipeline's deadlines, the Pacer's and tenacity's is the loop's (for these
     # modules only: other threads of the process keep the real one).
@@ -132,7 +155,8 @@ def simulate(*, rows: int = 300, concurrency: int = 16, rpm: float = 120.0,
             for module in (pipeline_module, pacing_module, tenacity):
                 stack.enter_context(unittest.mock.patch.object(module, "time", clock))
             return loop.run_until_complete(_run(loop, rows, concurrency, rpm, shape,
-                                                retry_after, latency, timeout, seed, options))
+                                                retry_after, latency, timeout, seed,
+                                                random_429, options))
     finally:
         random.setstate(state)
         loop.close()
@@ -140,13 +164,14 @@ def simulate(*, rows: int = 300, concurrency: int = 16, rpm: float = 120.0,
 
 async def _run(loop: VirtualTimeLoop, rows: int, concurrency: int, rpm: float, shape: str,
                retry_after: str | None, latency: float, timeout: float, seed: int,
-               options: dict[str, str]) -> Outcome:
+               random_429: float, options: dict[str, str]) -> Outcome:
     entries = {"provider": "openai", "endpoint": "http://127.0.0.1:9/v1", "api-key": "sim",
                "model": "sim", **{k.replace("_", "-"): v for k, v in options.items()}}
     spec = build_spec("m", entries, [Column("input", "STRING")], [Column("content", "STRING")])
     settings = CallSettings(max_concurrent=concurrency, timeout=timeout)
     pipeline = CallPipeline(spec, settings, metrics=Metrics())
-    limit = RequestRateLimit(rpm, shape=shape, retry_after=retry_after, clock=loop.time)
+    limit: Any = (RandomRefusals(random_429, seed, loop.time) if random_429 else
+                  RequestRateLimit(rpm, shape=shape, retry_after=retry_after, clock=loop.time))
     outcome = Outcome(decisions=limit.decisions)
     slots = asyncio.Semaphore(concurrency)
     jitter = random.Random(seed)

@@ -4,13 +4,18 @@ virtual clock: every wait is recorded and moves the clock, so the expected waits
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 
 import pytest
 
 from flink_ml_predict.runtime.metrics import Metrics
-from flink_ml_predict.runtime.pacing import OutOfBudget, Pacer, Ticket, per_second_limiter
+from flink_ml_predict.runtime.pacing import (
+    SLOWDOWN,
+    OutOfBudget,
+    Pacer,
+    Ticket,
+    per_second_limiter,
+)
 from tests.fakes.throttled_service import VirtualTimeLoop
 
 
@@ -107,9 +112,9 @@ def test_requests_after_the_probe_are_paced_at_the_pace_the_service_admitted() -
 
     sent = asyncio.run(run())
     gaps = [round(b - a, 6) for a, b in zip(sent, sent[1:], strict=False)]
-    # The pace grows by e every 30 s from the probe on, applied at each answer; a request
-    # reserves the slot after its own when it goes, so it shows from the slot after next.
-    assert gaps == pytest.approx([0.2, 0.2, 0.2 * math.exp(-0.2 / 30)])
+    # Each success shortens the interval by 1/64; a request reserves the slot after its own when
+    # it goes, so the shorter interval shows from the slot after next.
+    assert gaps == pytest.approx([0.2, 0.2, 0.2 * 63 / 64])
 
 
 def test_429s_of_requests_already_in_flight_extend_the_cooldown_but_start_no_round() -> None:
@@ -332,12 +337,13 @@ def test_a_retried_row_goes_before_rows_that_came_during_the_cooldown() -> None:
     assert order[0] == "A (probe)" and sorted(order[1:]) == [f"r{i}" for i in range(5)]
 
 
-def test_the_pace_counts_the_cooldown_before_the_round_and_a_paced_round_without_success_doubles(
-) -> None:
+def test_a_paced_round_slows_the_pace_a_little_and_one_without_success_doubles_it() -> None:
     """Round 1: 10 successes, then a 429 (Retry-After 2): one request per 0.2 s. Round 2 opens
     without the probe's answer (after its patience of 1 s) and its first paced request gets a
-    429: nothing admitted, so the interval doubles. Round 3 admits 4 requests over 5 s since the
-    429 that began it: one per 1.25 s."""
+    429: nothing admitted, so the interval doubles. Round 3 (the probe and 3 paced successes,
+    each shortening the interval by 1/64) admits 4 requests over 5 s since the 429 that began
+    it, one per 1.25 s, slower than its pace: the next round starts at the mean of its first and
+    last intervals slowed by SLOWDOWN, no more."""
 
     async def scenario(loop) -> list[float]:
         p = Pacer(clock=loop.time, metrics=Metrics())
@@ -364,4 +370,5 @@ def test_the_pace_counts_the_cooldown_before_the_round_and_a_paced_round_without
         intervals.append(p.interval)
         return intervals
 
-    assert on_virtual_loop(scenario) == pytest.approx([0.2, 0.4, 1.25])
+    mean = (0.4 + 0.4 * (63 / 64) ** 3) / 2
+    assert on_virtual_loop(scenario) == pytest.approx([0.2, 0.4, SLOWDOWN * mean])

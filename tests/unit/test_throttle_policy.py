@@ -32,11 +32,11 @@ def test_default_options_under_a_per_second_limit_no_storm_no_row_above_ten_atte
     assert out.most_attempts <= 10
     assert out.shortest_retry_gap() >= HALF_INITIAL_BACKOFF_S
     # After the opening burst (all slots at once: nothing is known before the first 429), a 429
-    # is the probe of a pace a little too fast: about one a cooldown, one per ~10 rows at most.
-    assert out.cooldowns <= ROWS / 10
-    assert out.later_429s() <= 2 * out.cooldowns
+    # is the probe of a pace a little too fast: about one a cooldown, one per ~5 rows at most.
+    assert out.cooldowns <= ROWS / 5
+    assert out.later_429s() <= 1.5 * out.cooldowns
     # Close to the limit: the cooldowns and the pace's margin cost little.
-    assert ROWS / out.seconds >= 0.8 * LIMIT_PER_S
+    assert ROWS / out.seconds >= 0.75 * LIMIT_PER_S
 
 
 @pytest.mark.parametrize("retry_after", ["seconds", None])
@@ -66,10 +66,11 @@ def test_with_requests_per_minute_at_the_limit_nearly_no_429() -> None:
     assert ROWS / out.seconds >= 0.9 * LIMIT_PER_S
 
 
-def test_a_high_limit_is_paced_too_not_stormed() -> None:
-    """6,000 a minute (100 a second), 256 in flight, answers in 100 ms: the pace grows by time,
-    not by answers, so a fast service does not race it back into a storm."""
-    out = simulate(rows=2000, concurrency=256, latency=0.1, rpm=6000)
-    assert out.failed == []
-    assert out.later_429s() <= 0.02 * 2000
-    assert 2000 / out.seconds >= 0.85 * 100
+def test_random_429s_of_a_service_not_at_its_limit_slow_the_pace_little() -> None:
+    """10% of answers are 429 whatever the pace (the chaos mix's share; half with Retry-After
+    1 s): every row is answered and the pace does not spiral down to a crawl, though each such
+    429 holds every request for its cooldown."""
+    out = simulate(rows=1000, concurrency=64, latency=0.1, random_429=0.1)
+    assert out.failed == [] and len(out.sent) == 1000
+    assert out.most_attempts <= 10
+    assert 1000 / out.seconds >= 8.0
