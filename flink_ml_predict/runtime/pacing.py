@@ -10,17 +10,15 @@ instance of the ML_PREDICT operator, shared by all its rows in flight), retries 
   wait for its answer, or for a second: a limiter refuses at once, so a probe not refused by then
   got through. Then they start one at a time at an adapted interval (``_adapted_interval``: the
   pace the round before admitted, slowed towards what it admitted with its cooldown; each success
-  shortens it by 1/64, below 1 ms pacing stops). A 429 of a request already in flight when the
-  cooldown began may extend it but starts no new round.
+  shortens it by 1/64, at most e-fold in 2 s; below 1 ms pacing stops). A 429 of a request
+  already in flight when the cooldown began may extend it but starts no new round.
 * **Oldest first.** Requests that must wait queue in a :class:`~.waitline.WaitLine`, earliest
   deadline first: a row retried after a 429 goes before rows that came during the cooldown, so
   no row collects attempts while newer rows get through; a row whose probe was refused goes after
   the others until a probe gets through. Only the head of the line waits for the clock; a
   cooldown that begins while requests wait for paced slots ends those slots.
-* **Limits.** ``requests-per-minute`` and ``tokens-per-minute``: :class:`aiolimiter.AsyncLimiter`
-  leaky buckets that hold one second's share (the per-minute limit / 60, at least one request), so
-  requests are spread over each second as the providers enforce them (DashScope: RPS = RPM / 60,
-  TPS = TPM / 60; OpenAI enforces per-minute limits over shorter periods too).
+* **Limits.** ``requests-per-minute`` and ``tokens-per-minute`` (:mod:`.limits`), after the
+  cooldown.
 
 Every wait is bounded by the row's deadline (its time budget inside Flink's operator timeout): a
 cooldown or pacing slot that ends after it raises :class:`OutOfBudget` at once, a limiter wait when
@@ -31,13 +29,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aiolimiter import AsyncLimiter
-
+from .limits import MinuteLimits
+from .limits import OutOfBudget as OutOfBudget
+from .limits import per_second_limiter as per_second_limiter
 from .metrics import Metrics
 from .waitline import WaitLine
 
@@ -45,6 +45,9 @@ _LOGGER = logging.getLogger(__name__)
 
 ADAPT_SPEEDUP = 1 / 64
 """Fraction by which each success shortens the adapted interval."""
+PACE_GROWTH_S = 2.0
+"""... but the pace grows by at most a factor e every this many seconds after a cooldown: at 100
+answers a second 1/64 per answer would be e-fold in 0.64 s, a burst of 429s at the next crossing."""
 SLOWDOWN = 1.05
 """A round ended by a 429 slows the pace by at most this factor (towards what it admitted)."""
 MIN_INTERVAL_S = 0.001
@@ -62,18 +65,6 @@ PROBE = "the answer of the first request after the model's cooldown"
 PACED = "its turn among the requests paced after a 429"
 
 
-class OutOfBudget(Exception):
-    """A wait for the cooldown or a limit cannot end inside the row's time budget.
-
-    Not a :class:`~flink_ml_predict.errors.ModelCallError`: it is never retried; the caller turns
-    it into the row's error (keeping the last HTTP error of the row, if any).
-    """
-
-    def __init__(self, waiting_for: str) -> None:
-        super().__init__(waiting_for)
-        self.waiting_for = waiting_for
-
-
 @dataclass(frozen=True)
 class Ticket:
     """A request's permission to go: the cooldown round it was sent in, and whether it is the
@@ -83,14 +74,6 @@ class Ticket:
     probe: bool = False
     deadline: float = 0.0
     """The probe's row's deadline (which row it was, if it is refused)."""
-
-
-def per_second_limiter(per_minute: int | None) -> AsyncLimiter | None:
-    """A leaky bucket holding one second's share of a per-minute limit (at least 1)."""
-    if per_minute is None:
-        return None
-    capacity = max(1.0, per_minute / 60.0)
-    return AsyncLimiter(capacity, capacity * 60.0 / per_minute)
 
 
 class Pacer:
@@ -122,12 +105,12 @@ class Pacer:
                  clock: Callable[[], float] | None = None,
                  sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
                  name: str = "model") -> None:
-        self._requests = per_second_limiter(requests_per_minute)
-        self._tokens = per_second_limiter(tokens_per_minute)
         self._initial = initial_backoff
         self._max = max_backoff
         self._metrics = metrics or Metrics()
         self._clock = clock or time.monotonic
+        self._limits = MinuteLimits(requests_per_minute, tokens_per_minute, self._metrics,
+                                    self._clock)
         self._sleep = sleep
         self._name = name
         self._until = 0.0  # end of the cooldown
@@ -190,9 +173,9 @@ class Pacer:
                 ticket = await self._turn(deadline, not_before)
             else:
                 ticket = self._sent(now)
-            if self._requests is None and self._tokens is None:
+            if not self._limits.active:
                 return ticket
-            await self._limits(tokens, deadline)
+            await self._limits.take(tokens, deadline)
             if ticket.epoch == self._epoch:
                 return ticket
             # A cooldown began while this request waited for a limit: wait for it like the rest.
@@ -283,32 +266,6 @@ class Pacer:
         if probe is not None and not probe.done():
             probe.set_result(None)
 
-    async def _limits(self, tokens: int, deadline: float) -> None:
-        if self._requests is not None:
-            await self._take(self._requests, 1.0, deadline, "the requests-per-minute limit")
-        if self._tokens is not None and tokens > 0:
-            remaining = float(tokens)
-            while remaining > 0:  # a request above one second's share takes several seconds'
-                chunk = min(remaining, self._tokens.max_rate)
-                await self._take(self._tokens, chunk, deadline, "the tokens-per-minute limit")
-                remaining -= chunk
-
-    async def _take(self, limiter: AsyncLimiter, amount: float, deadline: float,
-                    what: str) -> None:
-        if limiter.has_capacity(amount):
-            await limiter.acquire(amount)  # returns at once
-            return
-        started = self._clock()
-        remaining = deadline - started
-        if remaining <= 0:
-            raise OutOfBudget(what)
-        try:
-            await asyncio.wait_for(limiter.acquire(amount), remaining)
-        except asyncio.TimeoutError:
-            raise OutOfBudget(what) from None
-        finally:
-            self._metrics.inc("limit-wait-ms", int((self._clock() - started) * 1000))
-
     def _waited(self, seconds: float) -> None:
         self._metrics.inc("cooldown-ms", int(seconds * 1000))
 
@@ -377,7 +334,11 @@ class Pacer:
         elif ticket.epoch == self._epoch - 1:
             self._closed_ok += 1  # answers of the round that ended are still arriving
         if not ticket.probe and self._interval and ticket.epoch == self._epoch:
-            self._interval *= 0.5 if self._ramping else 1 - ADAPT_SPEEDUP
+            if self._ramping:
+                self._interval *= 0.5
+            else:  # however fast answers come, at most e-fold in PACE_GROWTH_S
+                self._interval = max(self._interval * (1 - ADAPT_SPEEDUP), self._opened_interval
+                                     * math.exp((self._probe_sent - now) / PACE_GROWTH_S))
             if self._interval < MIN_INTERVAL_S:
                 self._interval = 0.0
 

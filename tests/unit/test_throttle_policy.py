@@ -74,3 +74,13 @@ def test_random_429s_of_a_service_not_at_its_limit_slow_the_pace_little() -> Non
     assert out.failed == [] and len(out.sent) == 1000
     assert out.most_attempts <= 10
     assert 1000 / out.seconds >= 8.0
+
+
+def test_a_high_limit_is_not_stormed() -> None:
+    """6,000 a minute (100 a second), 256 in flight, answers in 100 ms: the pace after a cooldown
+    grows per answer but at most e-fold in 2 s, so a fast service does not race it to a burst of
+    every slot at the next crossing (one 429 a row without the cap)."""
+    out = simulate(rows=1000, concurrency=256, latency=0.1, rpm=6000)
+    assert out.failed == []
+    assert out.later_429s() <= 0.1 * 1000
+    assert 1000 / out.seconds >= 0.85 * 100
