@@ -6,7 +6,7 @@ virtual and the jitter seeded, so each case runs the same every time, in a fract
 Issue 9's case: default options (no client limit) against 120 requests a minute, 300 rows, 16 in
 flight. The pacing before this file took 400 requests, 100 x 429, up to 13 attempts for one row
 and 0.9 rows/s over HTTP (bench/suite.py --full); this simulation of it gave 399 / 99 / 4 / 0.94
-(10 of these cases fail with it).
+(10 of these 15 cases fail with it).
 """
 
 from __future__ import annotations
