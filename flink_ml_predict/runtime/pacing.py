@@ -35,9 +35,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .limits import MinuteLimits
-from .limits import OutOfBudget as OutOfBudget
-from .limits import per_second_limiter as per_second_limiter
+from .limits import MinuteLimits, OutOfBudget
 from .metrics import Metrics
 from .waitline import WaitLine
 
@@ -73,7 +71,7 @@ class Ticket:
     epoch: int
     probe: bool = False
     deadline: float = 0.0
-    """The probe's row's deadline (which row it was, if it is refused)."""
+    """The row's deadline (which row a refused probe was)."""
 
 
 class Pacer:
@@ -172,7 +170,7 @@ class Pacer:
                     or self._interval or self._line.busy):
                 ticket = await self._turn(deadline, not_before)
             else:
-                ticket = self._sent(now)
+                ticket = self._sent(now, deadline=deadline)
             if not self._limits.active:
                 return ticket
             await self._limits.take(tokens, deadline)
@@ -217,7 +215,7 @@ class Pacer:
                     continue  # a cooldown may have begun, the pace may have changed
                 if self._interval:
                     self._next_start = now + self._interval
-                return self._sent(now)
+                return self._sent(now, deadline=deadline)
         finally:
             if turn is not None:
                 self._line.leave(turn)
@@ -238,22 +236,21 @@ class Pacer:
         """A request of the current round goes."""
         if self._round_start is None:
             self._round_start = now
-        return Ticket(self._epoch, probe, deadline if probe else 0.0)
+        return Ticket(self._epoch, probe, deadline)
 
     async def _await_probe(self, deadline: float) -> None:
         probe = self._probe
         assert probe is not None
-        what = PROBE
         started = self._clock()
         remaining = deadline - started
         patience = max(self._probe_sent + PROBE_PATIENCE_S - started, 0.0)
         if remaining <= 0:
-            raise OutOfBudget(what)
+            raise OutOfBudget(PROBE)
         try:
             await asyncio.wait_for(asyncio.shield(probe), min(remaining, patience))
         except asyncio.TimeoutError:
             if remaining <= patience:
-                raise OutOfBudget(what) from None
+                raise OutOfBudget(PROBE) from None
             if self._probe is probe:  # not refused at once: it got through the service's limiter
                 self._open()
 

@@ -30,8 +30,9 @@ from ..options import DEFAULT_COMPLETION_TOKENS
 from .batching import EmbeddingBatcher
 from .cache import ResponseCache
 from .client import AsyncModelClient
+from .limits import OutOfBudget
 from .metrics import Metrics
-from .pacing import OutOfBudget, Pacer
+from .pacing import Pacer
 from .responses import ChatAnswer, EmbeddingAnswer, Usage
 from .retry import RetryPolicy
 

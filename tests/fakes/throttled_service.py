@@ -35,6 +35,7 @@ from flink_ml_predict.runtime import pacing as pacing_module
 from flink_ml_predict.runtime import pipeline as pipeline_module
 from flink_ml_predict.runtime.metrics import Metrics
 from flink_ml_predict.runtime.pipeline import CallPipeline
+from flink_ml_predict.runtime.responses import ChatAnswer, Choice, Usage
 from tests.fakes.faults import Fault
 from tests.fakes.ratelimit import RequestRateLimit
 
@@ -208,12 +209,4 @@ async def _run(loop: VirtualTimeLoop, rows: int, concurrency: int, rpm: float, s
     return outcome
 
 
-class _Usage:
-    prompt_tokens = completion_tokens = 0
-
-
-class _Answer:
-    usage = _Usage()
-
-
-_ANSWER = _Answer()
+_ANSWER = ChatAnswer((Choice("ok"),), Usage())

@@ -8,14 +8,9 @@ import time
 
 import pytest
 
+from flink_ml_predict.runtime.limits import OutOfBudget, per_second_limiter
 from flink_ml_predict.runtime.metrics import Metrics
-from flink_ml_predict.runtime.pacing import (
-    SLOWDOWN,
-    OutOfBudget,
-    Pacer,
-    Ticket,
-    per_second_limiter,
-)
+from flink_ml_predict.runtime.pacing import SLOWDOWN, Pacer, Ticket
 from tests.fakes.throttled_service import VirtualTimeLoop
 
 
